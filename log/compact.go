@@ -1,0 +1,203 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// compact keeps the latest record of each key in the sealed segments of a
+// cleanup_policy: compact topic. Offsets are kept (gaps appear where
+// records went), records without a key are kept, and tombstones (a null
+// value) are kept until delete_retention has passed since their batch's
+// timestamp, so consumers that are behind still see the delete. The active
+// segment is never touched. Each rewritten segment replaces the original
+// atomically.
+func (p *Partition) compact(cfg TopicConfig, now time.Time) error {
+	p.cleanMu.Lock()
+	defer p.cleanMu.Unlock()
+	p.segMu.RLock()
+	sealed := append([]*segment(nil), p.segments[:len(p.segments)-1]...)
+	p.segMu.RUnlock()
+	if len(sealed) == 0 {
+		return nil
+	}
+	last := sealed[len(sealed)-1].base
+	if last == p.compactedThrough && now.Before(p.compactAgain) {
+		return nil // nothing new sealed, no tombstone due
+	}
+
+	latest := map[string]int64{}
+	for _, s := range sealed {
+		err := eachBatch(s, func(h BatchHeader, batch []byte) error {
+			if h.Control() {
+				return nil
+			}
+			_, recs, err := DecodeRecords(batch)
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if r.Key != nil {
+					latest[string(r.Key)] = r.Offset
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return p.corruption(err)
+		}
+	}
+
+	horizon := now.Add(-cfg.DeleteRetention).UnixMilli()
+	next := time.Time{}
+	for _, s := range sealed {
+		due, err := p.compactSegment(s, latest, horizon)
+		if err != nil {
+			return err
+		}
+		if !due.IsZero() && (next.IsZero() || due.Before(next)) {
+			next = due
+		}
+	}
+	p.compactedThrough = last
+	p.compactAgain = next.Add(cfg.DeleteRetention)
+	if next.IsZero() {
+		p.compactAgain = now.Add(100 * 365 * 24 * time.Hour)
+	}
+	return nil
+}
+
+// compactSegment rewrites one sealed segment without the records that a
+// later record of the same key supersedes, nor expired tombstones. It
+// returns the timestamp of the oldest tombstone it kept (zero if none).
+func (p *Partition) compactSegment(s *segment, latest map[string]int64, horizon int64) (time.Time, error) {
+	var out []byte
+	changed := false
+	var oldestTomb int64 = -1
+	err := eachBatch(s, func(h BatchHeader, batch []byte) error {
+		if h.Control() || h.Transactional() {
+			out = append(out, batch...)
+			return nil
+		}
+		_, recs, err := DecodeRecords(batch)
+		if err != nil {
+			return err
+		}
+		keep := recs[:0:0]
+		for _, r := range recs {
+			if r.Key != nil && latest[string(r.Key)] != r.Offset {
+				continue
+			}
+			if r.Key != nil && r.Value == nil {
+				if h.MaxTimestamp < horizon {
+					continue
+				}
+				if oldestTomb < 0 || h.MaxTimestamp < oldestTomb {
+					oldestTomb = h.MaxTimestamp
+				}
+			}
+			keep = append(keep, r)
+		}
+		switch {
+		case len(keep) == len(recs):
+			out = append(out, batch...)
+		case len(keep) > 0:
+			changed = true
+			out, err = appendBatch(out, h, keep, true)
+		default:
+			changed = true
+		}
+		return err
+	})
+	var due time.Time
+	if oldestTomb >= 0 {
+		due = time.UnixMilli(oldestTomb)
+	}
+	if err != nil || !changed {
+		return due, p.corruption(err)
+	}
+	return due, p.replaceSegment(s, out)
+}
+
+// replaceSegment swaps a sealed segment's data for data, crash-safely: the
+// new file is written and synced beside the old one, the old indexes are
+// removed (so that a crash never pairs them with the new data), the new
+// file is renamed over the old, and the directory is synced.
+func (p *Partition) replaceSegment(old *segment, data []byte) error {
+	fsys := p.l.fs
+	tmp := old.path + cleanedSuffix
+	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fsys.Remove(tmp)
+		return fmt.Errorf("compact %s: %w", old.path, err)
+	}
+	for _, ix := range []string{old.indexPath(), old.timeIndexPath()} {
+		if err := fsys.Remove(ix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("compact %s: %w", old.path, err)
+		}
+	}
+	if err := fsys.Rename(tmp, old.path); err != nil {
+		return fmt.Errorf("compact %s: %w", old.path, err)
+	}
+	if err := fsys.SyncDir(p.dir); err != nil {
+		return fmt.Errorf("compact %s: %w", old.path, err)
+	}
+	fresh, err := openSealedSegment(fsys, old.path, old.base, old.next)
+	if err != nil {
+		return fmt.Errorf("compact %s: reopen: %w", old.path, err)
+	}
+	fresh.created = old.created
+	if fresh.maxTs < 0 {
+		fresh.maxTs = old.maxTs
+	}
+
+	p.segMu.Lock()
+	swapped := false
+	for i, s := range p.segments {
+		if s == old {
+			p.segments[i], swapped = fresh, true
+			break
+		}
+	}
+	p.segMu.Unlock()
+	if !swapped {
+		// cleanMu keeps retention out, so this cannot happen; refuse to
+		// leave two owners of one file if it ever does.
+		fresh.close()
+		return fmt.Errorf("compact %s: segment vanished during compaction", old.path)
+	}
+	old.close()
+	p.addBytes(fresh.alloc - old.alloc)
+	return nil
+}
+
+// eachBatch calls fn for every batch of a sealed segment, checking CRCs.
+func eachBatch(s *segment, fn func(BatchHeader, []byte) error) error {
+	r := batchReader{f: s.f, limit: s.size}
+	for pos := int64(0); pos < s.size; {
+		h, b, err := r.batch(pos)
+		if errors.Is(err, errEndOfData) {
+			return nil
+		}
+		if err == nil {
+			err = fn(h, b)
+		}
+		if err != nil {
+			return &CorruptionError{Segment: s.path, Position: pos, Err: err}
+		}
+		pos += int64(h.Size())
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+package log
+
+import (
+	"errors"
+	"os"
+	"time"
+)
+
+// tailReport says what recovery found at the end of the active segment.
+type tailReport struct {
+	scannedFrom int64 // position the scan started at
+	size        int64 // bytes of whole batches kept
+	dropped     int64 // bytes after them that were not zeros, discarded
+	reason      error // why the scan stopped, when it stopped on damage
+}
+
+// openActiveSegment opens the last segment of a partition and recovers its
+// tail: it trusts the indexes up to their last entry that still points at a
+// whole batch with the expected offset, scans from there checking every
+// batch's length, CRC and offset continuity, and truncates the file after
+// the last whole batch. That tail may hold a write torn by a crash, which
+// was never acknowledged. A missing or invalid time index costs a scan of
+// the whole segment, so that time retention keeps a true max timestamp.
+func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now time.Time) (*segment, tailReport, error) {
+	s := &segment{
+		fs: fsys, path: path, base: base, next: base, maxTs: -1, created: now,
+		prealloc: cfg.Preallocate, segmentSize: cfg.SegmentBytes,
+		interval: int64(cfg.IndexIntervalBytes), loaded: true,
+	}
+	var rep tailReport
+	var err error
+	if s.f, err = fsys.OpenFile(path, os.O_RDWR, 0); err != nil {
+		return nil, rep, err
+	}
+	fi, err := s.f.Stat()
+	if err != nil {
+		s.close()
+		return nil, rep, err
+	}
+	fileSize := fi.Size()
+	if fileSize > 0 {
+		s.created = fi.ModTime()
+	}
+
+	ib, _ := readWhole(fsys, s.indexPath())
+	tb, _ := readWhole(fsys, s.timeIndexPath())
+	idx, _ := decodeOffsetIndex(ib, fileSize)
+	tidx, tok := decodeTimeIndex(tb, 1<<32-1)
+	if !tok {
+		idx, tidx = nil, nil
+	}
+
+	// Find the last index entry that still points at the batch it names.
+	r := batchReader{f: s.f, limit: fileSize}
+	start, next := int64(0), base
+	for len(idx) > 0 {
+		e := idx[len(idx)-1]
+		if h, _, err := r.batch(int64(e.pos)); err == nil && h.BaseOffset == base+int64(e.rel) {
+			start, next = int64(e.pos), h.BaseOffset
+			break
+		}
+		idx = idx[:len(idx)-1]
+	}
+	// Time entries at or past the scan start are rebuilt by the scan.
+	startRel := uint32(next - base)
+	for len(tidx) > 0 && tidx[len(tidx)-1].rel >= startRel && start > 0 {
+		tidx = tidx[:len(tidx)-1]
+	}
+	if start == 0 {
+		tidx = nil
+	}
+	s.idx, s.tidx = idx, tidx
+	if len(tidx) > 0 {
+		s.maxTs, s.maxTsRel = tidx[len(tidx)-1].ts, tidx[len(tidx)-1].rel
+	}
+
+	rep.scannedFrom = start
+	pos := start
+	var metas []batchMeta
+	for pos < fileSize {
+		h, _, err := r.batch(pos)
+		if errors.Is(err, errEndOfData) {
+			break
+		}
+		if err == nil && h.BaseOffset != next {
+			err = errors.New("batch offset does not follow the previous batch")
+		}
+		if err != nil {
+			rep.reason = err
+			if !zeroFrom(&r, pos, fileSize) {
+				rep.dropped = fileSize - pos
+			}
+			break
+		}
+		metas = append(metas, batchMeta{base: h.BaseOffset, last: h.LastOffset(), maxTs: h.MaxTimestamp, size: h.Size(), records: h.NumRecords})
+		next = h.LastOffset() + 1
+		pos += int64(h.Size())
+	}
+	rep.size = pos
+
+	// Drop the torn tail and the preallocated zeros: the file ends at the
+	// data again, and preallocation starts afresh from there.
+	if fileSize != pos {
+		if err := s.f.Truncate(pos); err != nil {
+			s.close()
+			return nil, rep, err
+		}
+		if err := s.f.Sync(); err != nil {
+			s.close()
+			return nil, rep, err
+		}
+	}
+	s.size, s.alloc, s.next = start, pos, next
+
+	// Rewrite the indexes from what was kept, then replay the scanned
+	// batches through the normal indexing path.
+	if s.ixf, err = fsys.OpenFile(s.indexPath(), os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644); err != nil {
+		s.close()
+		return nil, rep, err
+	}
+	if s.tixf, err = fsys.OpenFile(s.timeIndexPath(), os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644); err != nil {
+		s.close()
+		return nil, rep, err
+	}
+	s.index(metas, start) // the scan started at an indexed batch, or at 0
+	s.flushIndex()
+	s.size = pos
+	return s, rep, nil
+}
+
+// index adds index entries for batches written at pos: an offset entry
+// every interval bytes, and with it a time entry when the max timestamp grew.
+func (s *segment) index(metas []batchMeta, pos int64) {
+	interval := s.interval
+	var added []offsetEntry
+	var addedT []timeEntry
+	lastT := s.lastTimeIndexed()
+	for _, m := range metas {
+		rel := uint32(m.base - s.base)
+		if s.indexGap >= interval {
+			added = append(added, offsetEntry{rel: rel, pos: uint32(pos)})
+			s.indexGap = 0
+			if s.maxTs > lastT {
+				addedT = append(addedT, timeEntry{ts: s.maxTs, rel: s.maxTsRel})
+				lastT = s.maxTs
+			}
+		}
+		if m.maxTs > s.maxTs {
+			s.maxTs, s.maxTsRel = m.maxTs, rel
+		}
+		s.indexGap += int64(m.size)
+		pos += int64(m.size)
+	}
+	if len(added) > 0 {
+		s.appendIndex(added, addedT)
+	}
+}
+
+// zeroFrom reports whether the file holds only zeros from pos to end.
+func zeroFrom(r *batchReader, pos, end int64) bool {
+	for pos < end {
+		n := int(min(int64(readChunk), end-pos))
+		b, err := r.at(pos, n)
+		if err != nil {
+			return false
+		}
+		for _, c := range b {
+			if c != 0 {
+				return false
+			}
+		}
+		pos += int64(n)
+	}
+	return true
+}

@@ -1,0 +1,517 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	logSuffix       = ".log"
+	indexSuffix     = ".index"
+	timeIndexSuffix = ".timeindex"
+
+	// preallocChunk is how far ahead of the write position the active
+	// segment is zero-filled. Each extension costs one metadata commit;
+	// every synced append inside the chunk costs none.
+	preallocChunk = 4 << 20
+)
+
+var zeroChunk = make([]byte, 1<<20)
+
+func segmentName(base int64) string { return fmt.Sprintf("%020d", base) }
+
+// parseSegmentName returns the base offset of a "<20 digits>.log" name.
+func parseSegmentName(name string) (int64, bool) {
+	stem, ok := strings.CutSuffix(name, logSuffix)
+	if !ok || len(stem) != 20 {
+		return 0, false
+	}
+	base, err := strconv.ParseInt(stem, 10, 64)
+	return base, err == nil && base >= 0
+}
+
+// batchMeta describes one queued batch, for the indexes.
+type batchMeta struct {
+	base, last int64
+	maxTs      int64
+	size       int
+	records    int32
+}
+
+// segment is one .log file with its two indexes.
+//
+// The flusher of the owning partition is the only writer of the active
+// segment's data fields (size, alloc, next, maxTs); readers use the
+// partition's published durable position instead of size. Sealed segments
+// never change; compaction replaces them with new segment values.
+type segment struct {
+	fs   FS
+	path string // .log path
+	base int64
+	f    File
+
+	size     int64 // bytes of whole batches
+	alloc    int64 // file size, including zero-filled preallocation
+	next     int64 // offset after the last batch (an upper bound once sealed)
+	maxTs    int64 // largest timestamp, -1 when none
+	maxTsRel uint32
+	created  time.Time // for rolling by age
+	sealed   bool
+
+	prealloc    bool
+	interval    int64 // index interval bytes
+	indexGap    int64 // bytes written since the last offset index entry
+	ixf, tixf   File  // index files, open while active
+	indexErr    error // a failed index write: the files are rebuilt at seal
+	segmentSize int64
+
+	mu         sync.Mutex // guards idx, tidx, loaded and the written counts
+	idx        []offsetEntry
+	tidx       []timeEntry
+	loaded     bool
+	ixWritten  int // entries of idx already in the index file
+	tixWritten int
+}
+
+func (s *segment) indexPath() string {
+	return strings.TrimSuffix(s.path, logSuffix) + indexSuffix
+}
+
+func (s *segment) timeIndexPath() string {
+	return strings.TrimSuffix(s.path, logSuffix) + timeIndexSuffix
+}
+
+// createSegment creates an empty active segment.
+func createSegment(fsys FS, dir string, base int64, cfg TopicConfig, now time.Time) (*segment, error) {
+	s := &segment{
+		fs: fsys, path: filepath.Join(dir, segmentName(base)+logSuffix), base: base,
+		next: base, maxTs: -1, created: now, prealloc: cfg.Preallocate,
+		segmentSize: cfg.SegmentBytes, interval: int64(cfg.IndexIntervalBytes), loaded: true,
+	}
+	var err error
+	if s.f, err = fsys.OpenFile(s.path, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644); err != nil {
+		return nil, err
+	}
+	if s.ixf, err = fsys.OpenFile(s.indexPath(), os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.tixf, err = fsys.OpenFile(s.timeIndexPath(), os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644); err != nil {
+		s.close()
+		return nil, err
+	}
+	// The new name must survive a crash before the first append is acked.
+	if err := fsys.SyncDir(dir); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openSealedSegment opens a segment that is not the last one. It reads
+// only the file size and the last time index entry (for retention); the
+// indexes are loaded on first use.
+func openSealedSegment(fsys FS, path string, base, next int64) (*segment, error) {
+	s := &segment{fs: fsys, path: path, base: base, next: next, maxTs: -1, sealed: true}
+	var err error
+	if s.f, err = fsys.OpenFile(path, os.O_RDONLY, 0); err != nil {
+		return nil, err
+	}
+	fi, err := s.f.Stat()
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.size, s.alloc = fi.Size(), fi.Size()
+	s.created = fi.ModTime()
+	if ts, rel, ok := s.readLastTimeEntry(); ok {
+		s.maxTs, s.maxTsRel = ts, rel
+		return s, nil
+	}
+	if err := s.loadIndexes(); err != nil {
+		s.close()
+		return nil, err
+	}
+	// maxTs is set here, before the segment is shared, and never again.
+	if n := len(s.tidx); n > 0 {
+		s.maxTs, s.maxTsRel = s.tidx[n-1].ts, s.tidx[n-1].rel
+	}
+	return s, nil
+}
+
+// readLastTimeEntry reads the time index's last entry without loading it.
+func (s *segment) readLastTimeEntry() (int64, uint32, bool) {
+	f, err := s.fs.OpenFile(s.timeIndexPath(), os.O_RDONLY, 0)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 || fi.Size()%timeEntrySize != 0 {
+		return 0, 0, false
+	}
+	var b [timeEntrySize]byte
+	if _, err := f.ReadAt(b[:], fi.Size()-timeEntrySize); err != nil {
+		return 0, 0, false
+	}
+	es, ok := decodeTimeIndex(b[:], uint32(min(s.next-s.base, 1<<32-1)))
+	if !ok || len(es) != 1 {
+		return 0, 0, false
+	}
+	return es[0].ts, es[0].rel, true
+}
+
+// loadIndexes reads both index files of a sealed segment, rebuilding them
+// from the data when either is missing or invalid.
+func (s *segment) loadIndexes() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loaded {
+		return nil
+	}
+	ib, ierr := readWhole(s.fs, s.indexPath())
+	tb, terr := readWhole(s.fs, s.timeIndexPath())
+	idx, iok := decodeOffsetIndex(ib, s.size)
+	tidx, tok := decodeTimeIndex(tb, uint32(min(s.next-s.base, 1<<32-1)))
+	if ierr == nil && terr == nil && iok && tok && len(tidx) > 0 {
+		s.idx, s.tidx, s.loaded = idx, tidx, true
+		return nil
+	}
+	if err := s.rebuildIndexesLocked(); err != nil {
+		return err
+	}
+	s.loaded = true
+	return nil
+}
+
+// rebuildIndexesLocked scans every batch of a sealed segment and rewrites
+// both index files atomically. A segment with no timestamps keeps an empty
+// time index and is aged by its file time. s.mu is held.
+func (s *segment) rebuildIndexesLocked() error {
+	interval := s.interval
+	if interval <= 0 {
+		interval = int64(DefaultTopicConfig().IndexIntervalBytes)
+	}
+	r := batchReader{f: s.f, limit: s.size}
+	var (
+		idx  []offsetEntry
+		tidx []timeEntry
+		gap  int64
+		pos  int64
+	)
+	maxTs := int64(-1)
+	for pos < s.size {
+		h, err := r.header(pos)
+		if errors.Is(err, errEndOfData) {
+			break
+		}
+		if err != nil {
+			return &CorruptionError{Segment: s.path, Position: pos, Err: err}
+		}
+		rel := uint32(h.BaseOffset - s.base)
+		if gap >= interval {
+			idx = append(idx, offsetEntry{rel: rel, pos: uint32(pos)})
+			gap = 0
+		}
+		if h.MaxTimestamp > maxTs {
+			maxTs = h.MaxTimestamp
+			tidx = append(tidx, timeEntry{ts: maxTs, rel: rel})
+		}
+		gap += int64(h.Size())
+		pos += int64(h.Size())
+	}
+	s.idx, s.tidx = idx, tidx
+	s.ixWritten, s.tixWritten = len(idx), len(tidx)
+	var ib, tb []byte
+	for _, e := range idx {
+		ib = appendOffsetEntry(ib, e)
+	}
+	for _, e := range tidx {
+		tb = appendTimeEntry(tb, e)
+	}
+	if err := writeFileAtomic(s.fs, s.indexPath(), ib); err != nil {
+		return err
+	}
+	return writeFileAtomic(s.fs, s.timeIndexPath(), tb)
+}
+
+func readWhole(fsys FS, path string) ([]byte, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, fi.Size())
+	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b, nil
+}
+
+// write appends queued batches (offsets already assigned) at the end of
+// the data and indexes them. Only the flusher calls it. It returns how many
+// bytes the file grew by. On error the data end is unchanged, so the next
+// write overwrites whatever part of buf reached the file.
+func (s *segment) write(buf []byte, metas []batchMeta) (grown int64, err error) {
+	if s.prealloc && s.size+int64(len(buf)) > s.alloc {
+		grown = s.extend(int64(len(buf)))
+	}
+	if _, err := s.f.WriteAt(buf, s.size); err != nil {
+		return grown, err
+	}
+	if end := s.size + int64(len(buf)); end > s.alloc {
+		grown += end - s.alloc
+		s.alloc = end
+	}
+	s.index(metas, s.size)
+	s.size += int64(len(buf))
+	s.next = metas[len(metas)-1].last + 1
+	return grown, nil
+}
+
+func (s *segment) lastTimeIndexed() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tidx) == 0 {
+		return -1
+	}
+	return s.tidx[len(s.tidx)-1].ts
+}
+
+// indexFlushEntries is how many new offset index entries accumulate in
+// memory before they are written to the index file. The files are caches,
+// so writing them in bulk costs little after a crash (a longer tail scan)
+// and saves a system call on most flushes.
+const indexFlushEntries = 64
+
+// appendIndex records new index entries in memory, writing them to the
+// index files once enough have accumulated.
+func (s *segment) appendIndex(added []offsetEntry, addedT []timeEntry) {
+	s.mu.Lock()
+	s.idx = append(s.idx, added...)
+	s.tidx = append(s.tidx, addedT...)
+	pending := len(s.idx) - s.ixWritten
+	s.mu.Unlock()
+	if pending >= indexFlushEntries {
+		s.flushIndex()
+	}
+}
+
+// flushIndex writes the index entries not yet in the files. A failed write
+// is remembered and the files are rebuilt when the segment is sealed (or
+// on the next open): they are caches, the data is unaffected.
+func (s *segment) flushIndex() {
+	if s.indexErr != nil || s.ixf == nil {
+		return
+	}
+	s.mu.Lock()
+	var ib, tb []byte
+	for _, e := range s.idx[s.ixWritten:] {
+		ib = appendOffsetEntry(ib, e)
+	}
+	for _, e := range s.tidx[s.tixWritten:] {
+		tb = appendTimeEntry(tb, e)
+	}
+	iat, tat := int64(s.ixWritten)*offsetEntrySize, int64(s.tixWritten)*timeEntrySize
+	s.ixWritten, s.tixWritten = len(s.idx), len(s.tidx)
+	s.mu.Unlock()
+	if _, err := s.ixf.WriteAt(ib, iat); err != nil {
+		s.indexErr = err
+		return
+	}
+	if _, err := s.tixf.WriteAt(tb, tat); err != nil {
+		s.indexErr = err
+	}
+}
+
+// extend zero-fills the file ahead of the write position so that the next
+// appends overwrite allocated blocks. A failure (a full disk) only turns
+// preallocation off for this segment: the data write that follows reports
+// the real error if there is one.
+func (s *segment) extend(need int64) (grown int64) {
+	target := s.alloc
+	for target < s.size+need {
+		target += preallocChunk
+	}
+	target = max(min(target, s.segmentSize), s.size+need)
+	for pos := s.alloc; pos < target; {
+		n := min(int64(len(zeroChunk)), target-pos)
+		if _, err := s.f.WriteAt(zeroChunk[:n], pos); err != nil {
+			s.prealloc = false
+			if fi, serr := s.f.Stat(); serr == nil && fi.Size() > s.alloc {
+				grown = fi.Size() - s.alloc
+				s.alloc = fi.Size()
+			}
+			return grown
+		}
+		pos += n
+	}
+	grown = target - s.alloc
+	s.alloc = target
+	return grown
+}
+
+// seal makes the active segment immutable: a final time index entry, the
+// file trimmed to its data, everything fsynced. It returns the bytes freed.
+func (s *segment) seal() (freed int64, err error) {
+	if s.maxTs > s.lastTimeIndexed() {
+		s.appendIndex(nil, []timeEntry{{ts: s.maxTs, rel: s.maxTsRel}})
+	}
+	s.flushIndex()
+	if s.alloc > s.size {
+		if err := s.f.Truncate(s.size); err != nil {
+			return 0, err
+		}
+		freed = s.alloc - s.size
+		s.alloc = s.size
+	}
+	if err := s.f.Sync(); err != nil {
+		return freed, err
+	}
+	if s.indexErr != nil {
+		s.mu.Lock()
+		err := s.rebuildIndexesLocked()
+		s.mu.Unlock()
+		if err != nil {
+			return freed, err
+		}
+		s.indexErr = nil
+	} else {
+		if err := s.ixf.Sync(); err != nil {
+			return freed, err
+		}
+		if err := s.tixf.Sync(); err != nil {
+			return freed, err
+		}
+	}
+	s.ixf.Close()
+	s.tixf.Close()
+	s.ixf, s.tixf = nil, nil
+	s.sealed = true
+	return freed, nil
+}
+
+// lookup returns the position of the first batch in [start, limit) whose
+// last offset is at least offset, or limit when there is none.
+func (s *segment) lookup(offset, limit int64) (int64, error) {
+	if err := s.loadIndexes(); err != nil {
+		return 0, err
+	}
+	rel := uint32(0)
+	if offset > s.base {
+		rel = uint32(min(offset-s.base, 1<<32-1))
+	}
+	s.mu.Lock()
+	pos := lookupOffset(s.idx, rel)
+	s.mu.Unlock()
+	return s.scanTo(pos, limit, func(h BatchHeader) bool { return h.LastOffset() >= offset })
+}
+
+// lookupTime returns the position of the first batch in the segment whose
+// max timestamp is at least ts, or limit.
+func (s *segment) lookupTime(ts, limit int64) (int64, error) {
+	if err := s.loadIndexes(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	rel := lookupTime(s.tidx, ts)
+	pos := lookupOffset(s.idx, rel)
+	s.mu.Unlock()
+	return s.scanTo(pos, limit, func(h BatchHeader) bool { return h.MaxTimestamp >= ts })
+}
+
+func (s *segment) scanTo(pos, limit int64, found func(BatchHeader) bool) (int64, error) {
+	r := batchReader{f: s.f, limit: limit}
+	for pos < limit {
+		h, err := r.header(pos)
+		if errors.Is(err, errEndOfData) {
+			return limit, nil
+		}
+		if err != nil {
+			return 0, &CorruptionError{Segment: s.path, Position: pos, Err: err}
+		}
+		if found(h) {
+			return pos, nil
+		}
+		pos += int64(h.Size())
+	}
+	return limit, nil
+}
+
+// read returns whole batches from pos, at most maxBytes of them but at
+// least one, never reading at or past limit. Every batch's CRC is checked.
+func (s *segment) read(pos, limit int64, maxBytes int) ([]byte, error) {
+	n := min(int64(max(maxBytes, batchHeaderSize)), limit-pos)
+	if n <= 0 {
+		return nil, nil
+	}
+	buf := make([]byte, n)
+	if _, err := s.f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	end := 0
+	for end+batchHeaderSize <= len(buf) {
+		h := parseBatchHeader(buf[end:])
+		if h.Length == 0 && h.Magic == 0 {
+			break // preallocated zeros
+		}
+		if h.Length < batchHeaderSize-batchLogOverhead || h.Magic != batchMagic {
+			return nil, &CorruptionError{Segment: s.path, Position: pos + int64(end), Err: fmt.Errorf("%w: length %d magic %d", ErrBatchLength, h.Length, h.Magic)}
+		}
+		if end+h.Size() > len(buf) {
+			if end > 0 {
+				break
+			}
+			// The first batch is larger than maxBytes: return it whole.
+			if pos+int64(h.Size()) > limit {
+				return nil, &CorruptionError{Segment: s.path, Position: pos, Err: fmt.Errorf("%w: batch of %d bytes passes the end of data", ErrBatchTruncated, h.Size())}
+			}
+			buf = make([]byte, h.Size())
+			if _, err := s.f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
+				return nil, err
+			}
+		}
+		if _, err := ParseBatchHeader(buf[end : end+h.Size()]); err != nil {
+			return nil, &CorruptionError{Segment: s.path, Position: pos + int64(end), Err: err}
+		}
+		end += h.Size()
+	}
+	return buf[:end], nil
+}
+
+func (s *segment) close() error {
+	s.flushIndex()
+	var err error
+	for _, f := range []File{s.ixf, s.tixf, s.f} {
+		if f != nil {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+	}
+	s.ixf, s.tixf, s.f = nil, nil, nil
+	return err
+}
+
+// remove closes and deletes the segment's files.
+func (s *segment) remove() error {
+	s.close()
+	err := s.fs.Remove(s.path)
+	for _, p := range []string{s.indexPath(), s.timeIndexPath()} {
+		if rerr := s.fs.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
