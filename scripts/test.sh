@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs Spool's test suite, installing what it needs first. CI runs exactly
+# this (.ci/run); so can you, on a fresh Debian machine.
+#
+#   scripts/test.sh            # everything: format, vet, race tests, brief fuzzing, bench smoke
+#   FUZZTIME=60s scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
+
+# Go: 1.26 is required (go.mod). Any Go >= 1.21 fetches the right toolchain
+# itself through the module proxy; on a bare Debian, install one from
+# bookworm-backports.
+if ! command -v go >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing Go from Debian backports"
+    echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list
+    apt-get update -qq && apt-get install -y -qq -t bookworm-backports golang-1.23-go >/dev/null
+    export PATH="$PATH:/usr/lib/go-1.23/bin"
+  fi
+  command -v go >/dev/null 2>&1 || { echo "Go 1.26 is required: install it to /usr/local/go (https://go.dev/dl/)" >&2; exit 1; }
+fi
+export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
+go version
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+echo "== fuzz, ${FUZZTIME:-10s} per target"
+for pkg in ./log; do
+  for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+    go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-10s}" "$pkg"
+  done
+done
+
+echo "== bench smoke (spool bench log)"
+go run ./cmd/spool bench log --records 20000 --writers 8 --sync always,never
+
+echo "== all tests passed"
