@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -74,8 +75,9 @@ type Partition struct {
 	// Group commit state (see gatherLocked), guarded by mu.
 	queued       int           // appends in queue
 	gatherTarget int           // appends the flusher expects before a cycle
-	gatherWake   chan struct{} // closed when queued reaches gatherTarget
-	lastFsync    time.Duration // owned by the flusher
+	gatherWake   chan struct{} // closed when queued reaches wakeCount, or the queue overlapBytes
+	wakeCount    int
+	lastFsync    atomic.Int64 // nanoseconds
 
 	// ioMu serialises file I/O that changes segments: the flusher's
 	// writes and rolls, timed syncs, close.
@@ -297,7 +299,7 @@ func (p *Partition) enqueue(b []byte, done func(AppendResult, error)) (AppendRes
 	}
 	p.metas = append(p.metas, batchMeta{base: res.BaseOffset, last: res.LastOffset, maxTs: maxTs, size: len(b), records: h.NumRecords})
 	p.queued++
-	if p.gatherWake != nil && p.queued >= p.gatherTarget {
+	if p.gatherWake != nil && (p.queued >= p.wakeCount || len(p.queue) >= overlapBytes) {
 		close(p.gatherWake)
 		p.gatherWake = nil
 	}
@@ -320,17 +322,40 @@ func (p *Partition) enqueue(b []byte, done func(AppendResult, error)) (AppendRes
 // for appenders it expects, so that they share the next fsync.
 const maxGather = time.Millisecond
 
+// overlapBytes is how much queued data makes the flusher write the next
+// cycle while the previous fsync still runs: large appends then keep the
+// disk busy, while small ones wait to share the next fsync.
+const overlapBytes = 256 << 10
+
+// syncJob is an fsync running beside the flusher for cycle c.
+type syncJob struct {
+	c       *cycle
+	st      *durableState
+	appends int
+	done    chan struct{} // closed once err is set
+	err     error
+}
+
 // flushLoop writes queued batches until the queue is empty. It runs only
-// while there is work: no goroutine sits on an idle partition.
+// while there is work: no goroutine sits on an idle partition. With sync:
+// always it pipelines: cycle N+1 is written while cycle N's fsync runs, and
+// N is acknowledged (in order, before N+1) when its fsync returns.
 func (p *Partition) flushLoop() {
 	defer p.flushWG.Done()
+	var job *syncJob
 	for {
 		p.mu.Lock()
-		p.gatherLocked()
-		if len(p.queue) == 0 {
-			p.flushing, p.inflight = false, nil
+		take := p.waitLocked(job)
+		if !take {
+			if job == nil {
+				p.flushing, p.inflight = false, nil
+				p.mu.Unlock()
+				return
+			}
 			p.mu.Unlock()
-			return
+			p.finishJob(job, nil)
+			job = nil
+			continue
 		}
 		buf, metas, c := p.queue, p.metas, p.cur
 		p.queue, p.metas = p.spareQ[:0], p.spareM[:0]
@@ -340,51 +365,112 @@ func (p *Partition) flushLoop() {
 		p.mu.Unlock()
 
 		st, syncSeg, err := p.writeCycle(buf, metas)
-		if err == nil && syncSeg != nil {
-			start := time.Now()
-			err = p.syncSegment(syncSeg)
-			p.lastFsync = time.Since(start)
+		if job != nil {
+			// Acknowledge the previous cycle first; if it failed, this
+			// one, written after it, fails with it.
+			if jerr := p.finishJob(job, c); jerr != nil && err == nil {
+				err = jerr
+			}
+			job = nil
 		}
 
 		p.mu.Lock()
 		if cap(buf) <= 2*maxQueueBytes {
 			p.spareQ, p.spareM = buf[:0], metas[:0]
 		}
-		// Everyone acknowledged now, plus everyone already queued, is
-		// likely to append again soon: the next cycle waits for them.
-		p.gatherTarget = appends + p.queued
-		var failed *cycle
-		if err != nil {
-			failed = p.failLocked(err)
-		} else {
-			p.publish(st, false)
-		}
 		p.mu.Unlock()
-		c.finish(err)
-		if failed != nil {
-			failed.finish(err)
+		switch {
+		case err != nil:
+			p.completeCycle(c, appends, nil, err)
+		case syncSeg != nil:
+			job = &syncJob{c: c, st: st, appends: appends, done: make(chan struct{})}
+			p.flushWG.Add(1)
+			go func(job *syncJob) {
+				defer p.flushWG.Done()
+				start := time.Now()
+				job.err = p.syncSegment(syncSeg)
+				p.lastFsync.Store(int64(time.Since(start)))
+				close(job.done)
+			}(job)
+		default:
+			p.completeCycle(c, appends, st, nil)
 		}
 	}
 }
 
-// gatherLocked is group commit's other half. With one flush at a time,
-// appenders fall into two cohorts: those acknowledged by the last fsync
-// come back while the next one already runs, and each fsync carries only
-// half of them. So before taking the queue, the flusher of a sync: always
-// partition waits until as many appends are queued as were in flight at
-// the end of the last cycle, or for half the last fsync's duration at most
-// (MySQL's binlog_group_commit_sync_delay, made adaptive). p.mu is held,
-// and released while waiting.
-func (p *Partition) gatherLocked() {
-	if p.queued == 0 || p.queued >= p.gatherTarget || p.topic.Config().Sync != SyncAlways {
-		return
+// finishJob waits for a running fsync and completes its cycle. If the
+// fsync failed and next (a cycle written after it) is given, the caller
+// fails next with the returned error.
+func (p *Partition) finishJob(job *syncJob, next *cycle) error {
+	<-job.done
+	p.completeCycle(job.c, job.appends, job.st, job.err)
+	return job.err
+}
+
+// completeCycle publishes a successful cycle and acknowledges its appends,
+// or fails it together with everything queued behind it.
+func (p *Partition) completeCycle(c *cycle, appends int, st *durableState, err error) {
+	p.mu.Lock()
+	// Everyone acknowledged now, plus everyone already queued, is likely
+	// to append again soon: the next cycle waits for them (gatherLocked).
+	p.gatherTarget = appends + p.queued
+	var failed *cycle
+	if err != nil {
+		failed = p.failLocked(err)
+	} else {
+		p.publish(st, false)
 	}
-	wait := min(p.lastFsync/2, maxGather)
+	p.mu.Unlock()
+	c.finish(err)
+	if failed != nil {
+		failed.finish(err)
+	}
+}
+
+// waitLocked decides, with p.mu held, whether the flusher takes the queue
+// now (true) or, having nothing to take, finishes the running fsync or
+// stops (false). It may release p.mu while it waits.
+//
+// This is group commit's other half. With one fsync at a time, appenders
+// fall into two cohorts: those acknowledged by the last fsync come back
+// while the next one already runs, and each fsync carries only half of
+// them. So while an fsync runs, small appends wait for it to end; and
+// before a new cycle, the flusher waits until as many appends are queued as
+// were in flight at the end of the last cycle, for at most half the last
+// fsync's duration (MySQL's binlog_group_commit_sync_delay, made adaptive).
+// Large appends (overlapBytes queued) are written at once.
+func (p *Partition) waitLocked(job *syncJob) bool {
+	if job != nil {
+		for len(p.queue) < overlapBytes {
+			select {
+			case <-job.done:
+				return false // finish it, then gather anew
+			default:
+			}
+			wake := make(chan struct{})
+			p.gatherWake, p.wakeCount = wake, math.MaxInt
+			p.mu.Unlock()
+			select {
+			case <-wake:
+			case <-job.done:
+			}
+			p.mu.Lock()
+			p.gatherWake = nil
+		}
+		return true
+	}
+	if len(p.queue) == 0 {
+		return false
+	}
+	if p.queued >= p.gatherTarget || p.topic.Config().Sync != SyncAlways {
+		return true
+	}
+	wait := min(time.Duration(p.lastFsync.Load())/2, maxGather)
 	if wait <= 0 {
-		return
+		return true
 	}
 	wake := make(chan struct{})
-	p.gatherWake = wake
+	p.gatherWake, p.wakeCount = wake, p.gatherTarget
 	p.mu.Unlock()
 	t := time.NewTimer(wait)
 	select {
@@ -394,6 +480,7 @@ func (p *Partition) gatherLocked() {
 	t.Stop()
 	p.mu.Lock()
 	p.gatherWake = nil
+	return true
 }
 
 // failLocked handles a failed cycle. Batches queued behind it were given

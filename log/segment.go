@@ -21,6 +21,10 @@ const (
 	// segment is zero-filled. Each extension costs one metadata commit;
 	// every synced append inside the chunk costs none.
 	preallocChunk = 4 << 20
+	// preallocMaxWrite is the write size from which a growing file costs
+	// less than zero-filling ahead: the metadata commit is shared by
+	// enough data.
+	preallocMaxWrite = 256 << 10
 )
 
 var zeroChunk = make([]byte, 1<<20)
@@ -264,7 +268,9 @@ func readWhole(fsys FS, path string) ([]byte, error) {
 // bytes the file grew by. On error the data end is unchanged, so the next
 // write overwrites whatever part of buf reached the file.
 func (s *segment) write(buf []byte, metas []batchMeta) (grown int64, err error) {
-	if s.prealloc && s.size+int64(len(buf)) > s.alloc {
+	// Zero-filling doubles the bytes written; it pays only for small
+	// synced writes, where an fdatasync would otherwise commit the size.
+	if s.prealloc && s.size+int64(len(buf)) > s.alloc && len(buf) < preallocMaxWrite {
 		grown = s.extend(int64(len(buf)))
 	}
 	if _, err := s.f.WriteAt(buf, s.size); err != nil {

@@ -34,6 +34,7 @@ type benchLogResult struct {
 	Inflight       int     `json:"inflight"`
 	Sync           string  `json:"sync"`
 	Codec          string  `json:"codec"`
+	Encode         bool    `json:"encode"`
 	Seconds        float64 `json:"seconds"`
 	RecordsPerSec  float64 `json:"records_per_s"`
 	MBPerSec       float64 `json:"mb_per_s"`
@@ -52,6 +53,8 @@ func runBenchLog(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	inflight := fs.Int("inflight", 1, "appends each writer keeps in flight (pipelining, like a Kafka producer or an MQTT connection)")
 	syncs := fs.String("sync", "always", "sync policy, or a comma-separated list run one after another (always,never)")
 	codec := fs.String("codec", "none", "batch compression: none, gzip, snappy, lz4, zstd")
+	prealloc := fs.Bool("preallocate", true, "zero-fill the active segment ahead of writes (the topic default)")
+	encode := fs.Bool("encode", true, "encode every batch in the writer, as Spool does for MQTT; false appends a batch encoded once, as a Kafka producer delivers it")
 	dir := fs.String("dir", "", "directory for the temporary log (default: the system temp dir)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -79,7 +82,7 @@ func runBenchLog(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	for _, s := range strings.Split(*syncs, ",") {
 		res, err := benchLog(ctx, benchLogParams{
 			records: *records, size: *size, writers: *writers, batch: *batch,
-			inflight: *inflight, sync: spoollog.SyncPolicy(s), codec: c, dir: *dir,
+			inflight: *inflight, sync: spoollog.SyncPolicy(s), codec: c, dir: *dir, prealloc: *prealloc, encode: *encode,
 		})
 		if err != nil {
 			return fail(stderr, "bench log: %v", err)
@@ -104,6 +107,8 @@ type benchLogParams struct {
 	sync     spoollog.SyncPolicy
 	codec    spoollog.Codec
 	dir      string
+	prealloc bool
+	encode   bool
 }
 
 // benchLog appends to a fresh log in a temporary directory and removes it.
@@ -122,6 +127,7 @@ func benchLog(ctx context.Context, bp benchLogParams) (benchLogResult, error) {
 	defer l.Close()
 	cfg := spoollog.DefaultTopicConfig()
 	cfg.Sync = bp.sync
+	cfg.Preallocate = bp.prealloc
 	cfg.SegmentBytes = 256 << 20
 	cfg.MaxMessageBytes = 64 << 20
 	if err := cfg.Validate(); err != nil {
@@ -166,7 +172,7 @@ func benchLog(ctx context.Context, bp benchLogParams) (benchLogResult, error) {
 	total := appends * int64(bp.batch)
 	res := benchLogResult{
 		Records: total, Size: bp.size, Writers: bp.writers, Batch: bp.batch, Inflight: bp.inflight,
-		Sync: string(bp.sync), Codec: bp.codec.String(), Seconds: elapsed.Seconds(),
+		Sync: string(bp.sync), Codec: bp.codec.String(), Encode: bp.encode, Seconds: elapsed.Seconds(),
 		RecordsPerSec: float64(total) / elapsed.Seconds(),
 		MBPerSec:      float64(st.AppendedBytes) / elapsed.Seconds() / 1e6,
 		Fsyncs:        st.Fsyncs,
@@ -196,16 +202,18 @@ func benchWriter(ctx context.Context, p *spoollog.Partition, bp benchLogParams, 
 	var buf []byte
 	for ctx.Err() == nil && next.Add(1) <= appends {
 		now := time.Now()
-		for i := range recs {
-			recs[i].Timestamp = now.UnixMilli()
-		}
-		var err error
-		buf, err = spoollog.AppendBatch(buf[:0], recs, opts)
-		if err != nil {
-			return err
+		if bp.encode || buf == nil {
+			for i := range recs {
+				recs[i].Timestamp = now.UnixMilli()
+			}
+			var err error
+			buf, err = spoollog.AppendBatch(buf[:0], recs, opts)
+			if err != nil {
+				return err
+			}
 		}
 		sem <- struct{}{}
-		err = p.AppendAsync(buf, func(_ spoollog.AppendResult, err error) {
+		err := p.AppendAsync(buf, func(_ spoollog.AppendResult, err error) {
 			d := time.Since(now)
 			mu.Lock()
 			*lat = append(*lat, d)
