@@ -488,7 +488,7 @@ func (p *Partition) waitLocked(job *syncJob) bool {
 // handed out again from what is really in the log. A write that ran out of
 // space leaves the partition usable; anything else is sticky.
 func (p *Partition) failLocked(err error) *cycle {
-	if !errors.Is(err, ErrFull) {
+	if !recoverableWriteError(err) {
 		p.err = err
 	}
 	failed := p.cur
@@ -496,6 +496,15 @@ func (p *Partition) failLocked(err error) *cycle {
 	p.queue, p.metas, p.queued = p.queue[:0], p.metas[:0], 0
 	p.next = p.durable.Load().hw
 	return failed
+}
+
+// recoverableWriteError reports whether err leaves the partition usable: a
+// write that ran out of space wrote nothing past the data end that counts.
+// Every fsync error is sticky, ENOSPC included: after a failed fsync the
+// page cache cannot be trusted until the data is read back from disk.
+func recoverableWriteError(err error) bool {
+	var ioe *IOError
+	return errors.As(err, &ioe) && ioe.Op == "write" && isNoSpace(ioe.Err)
 }
 
 func (c *cycle) finish(err error) {

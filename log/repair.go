@@ -39,6 +39,19 @@ func (a RepairAction) String() string {
 // their offsets, so that only the damaged batches are lost; index files
 // that disagree with their data are deleted, to be rebuilt on open.
 func Repair(dir string) ([]RepairAction, error) {
+	actions, err := repairFiles(dir)
+	if err != nil || len(actions) == 0 {
+		return actions, err
+	}
+	// Opening the log rebuilds the index files removed above.
+	l, err := Open(dir, Options{})
+	if err != nil {
+		return actions, fmt.Errorf("reopen after repair: %w", err)
+	}
+	return actions, l.Close()
+}
+
+func repairFiles(dir string) ([]RepairAction, error) {
 	meta, err := OpenMeta(filepath.Join(dir, metaFile))
 	if err != nil {
 		return nil, err
