@@ -152,7 +152,9 @@ func TestServeStartsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var errOut bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve", "--data", dir, "--log-format", "json"}, &bytes.Buffer{}, &errOut) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", dir, "--log-format", "json"}, &bytes.Buffer{}, &errOut)
+	}()
 	deadline := time.After(10 * time.Second)
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "meta.db")); err == nil {
