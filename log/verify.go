@@ -23,7 +23,7 @@ type Problem struct {
 
 // Kinds of problems.
 const (
-	ProblemCorrupt     = "corrupt batch"       // bad length, magic or CRC in stored data
+	ProblemCorrupt     = "corrupt batch"        // bad length, magic or CRC in stored data
 	ProblemOffsetOrder = "offsets out of order" // a batch does not follow the one before
 	ProblemTornTail    = "torn tail"            // the active segment ends in a partial batch (unclean stop)
 	ProblemZeroTail    = "untrimmed tail"       // a sealed segment ends in preallocated zeros
@@ -246,4 +246,3 @@ func Verify(dir string) ([]Problem, error) {
 	}
 	return probs, nil
 }
-
