@@ -57,51 +57,33 @@ func repairFiles(dir string) ([]RepairAction, error) {
 		return nil, err
 	}
 	defer meta.Close()
-	pds, err := partitionDirs(dir)
-	if err != nil {
-		return nil, err
-	}
 	var actions []RepairAction
-	for _, pd := range pds {
-		for i, base := range pd.bases {
-			path := filepath.Join(pd.dir, segmentName(base)+logSuffix)
-			limit := int64(1 << 62)
-			active := i == len(pd.bases)-1
-			if !active {
-				limit = pd.bases[i+1]
+	err = scanSegments(dir, func(seg segmentFile, sc segmentScan) error {
+		act := RepairAction{Topic: seg.pd.topic, Partition: seg.pd.partition, Path: seg.path}
+		switch {
+		case len(sc.problems) == 0:
+			if len(checkIndexes(seg.pd, seg.path, seg.base, sc, seg.active)) == 0 {
+				return nil
 			}
-			sc, err := scanSegment(pd, path, base, limit, active)
+			act.Action = "removed index files that disagree with the data (rebuilt on open)"
+		case sc.problems[0].Kind == ProblemZeroTail || sc.problems[0].Kind == ProblemTornTail:
+			lost, err := truncateFile(seg.path, sc.end)
 			if err != nil {
-				return actions, err
+				return err
 			}
-			act := RepairAction{Topic: pd.topic, Partition: pd.partition, Path: path}
-			switch {
-			case len(sc.problems) == 0:
-				if len(checkIndexes(pd, path, base, sc, active)) == 0 {
-					continue
-				}
-				act.Action = "removed index files that disagree with the data (rebuilt on open)"
-			case sc.problems[0].Kind == ProblemZeroTail || sc.problems[0].Kind == ProblemTornTail:
-				lost, err := truncateFile(path, sc.end)
-				if err != nil {
-					return actions, err
-				}
-				act.Action, act.LostBytes = fmt.Sprintf("truncated to %d bytes (%s)", sc.end, sc.problems[0].Kind), lost
-				if sc.problems[0].Kind == ProblemZeroTail {
-					act.LostBytes = 0 // zeros are not data
-				}
-			default:
-				if err := salvage(path, base, limit, &act); err != nil {
-					return actions, err
-				}
+			act.Action, act.LostBytes = fmt.Sprintf("truncated to %d bytes (%s)", sc.end, sc.problems[0].Kind), lost
+			if sc.problems[0].Kind == ProblemZeroTail {
+				act.LostBytes = 0 // zeros are not data
 			}
-			if err := removeIndexes(path); err != nil {
-				return actions, err
+		default:
+			if err := salvage(seg.path, seg.base, seg.limit, &act); err != nil {
+				return err
 			}
-			actions = append(actions, act)
 		}
-	}
-	return actions, nil
+		actions = append(actions, act)
+		return removeIndexes(seg.path)
+	})
+	return actions, err
 }
 
 func truncateFile(path string, size int64) (int64, error) {

@@ -221,28 +221,47 @@ func checkIndexes(pd partitionDir, logPath string, base int64, sc segmentScan, a
 // say. It reads only. A torn tail on an active segment is reported too;
 // opening the log (or Repair) truncates it.
 func Verify(dir string) ([]Problem, error) {
+	var probs []Problem
+	err := scanSegments(dir, func(seg segmentFile, sc segmentScan) error {
+		probs = append(probs, sc.problems...)
+		if len(sc.problems) == 0 {
+			probs = append(probs, checkIndexes(seg.pd, seg.path, seg.base, sc, seg.active)...)
+		}
+		return nil
+	})
+	return probs, err
+}
+
+// segmentFile names one segment of a partition directory.
+type segmentFile struct {
+	pd     partitionDir
+	path   string
+	base   int64
+	limit  int64 // the next segment's base: offsets must stay below it
+	active bool  // the partition's last segment
+}
+
+// scanSegments scans every segment of the data directory dir, in order,
+// and hands each one's findings to fn.
+func scanSegments(dir string, fn func(segmentFile, segmentScan) error) error {
 	pds, err := partitionDirs(dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var probs []Problem
 	for _, pd := range pds {
 		for i, base := range pd.bases {
-			path := filepath.Join(pd.dir, segmentName(base)+logSuffix)
-			limit := int64(1 << 62)
-			active := i == len(pd.bases)-1
-			if !active {
-				limit = pd.bases[i+1]
+			seg := segmentFile{pd: pd, path: filepath.Join(pd.dir, segmentName(base)+logSuffix), base: base, limit: 1 << 62, active: i == len(pd.bases)-1}
+			if !seg.active {
+				seg.limit = pd.bases[i+1]
 			}
-			sc, err := scanSegment(pd, path, base, limit, active)
+			sc, err := scanSegment(pd, seg.path, base, seg.limit, seg.active)
 			if err != nil {
-				return probs, err
+				return err
 			}
-			probs = append(probs, sc.problems...)
-			if len(sc.problems) == 0 {
-				probs = append(probs, checkIndexes(pd, path, base, sc, active)...)
+			if err := fn(seg, sc); err != nil {
+				return err
 			}
 		}
 	}
-	return probs, nil
+	return nil
 }
