@@ -1,9 +1,6 @@
 package log
 
-import (
-	"encoding/binary"
-	"sort"
-)
+import "encoding/binary"
 
 // Index entry sizes are part of the on-disk format (see the package doc).
 const (
@@ -70,25 +67,4 @@ func decodeTimeIndex(b []byte, maxRel uint32) ([]timeEntry, bool) {
 		entries = append(entries, e)
 	}
 	return entries, ok
-}
-
-// lookupOffset returns the position of the last indexed batch whose base
-// offset is at most rel (0 when there is none).
-func lookupOffset(entries []offsetEntry, rel uint32) int64 {
-	i := sort.Search(len(entries), func(i int) bool { return entries[i].rel > rel })
-	if i == 0 {
-		return 0
-	}
-	return int64(entries[i-1].pos)
-}
-
-// lookupTime returns the relative offset of the last indexed batch before
-// the max timestamp reached ts: scanning from there finds the first batch
-// holding a timestamp at or after ts.
-func lookupTime(entries []timeEntry, ts int64) uint32 {
-	i := sort.Search(len(entries), func(i int) bool { return entries[i].ts >= ts })
-	if i == 0 {
-		return 0
-	}
-	return entries[i-1].rel
 }

@@ -16,9 +16,11 @@ import (
 )
 
 const (
-	topicsDir     = "topics"
-	metaFile      = "meta.db"
-	deletedSuffix = ".deleted"
+	topicsDir = "topics"
+	metaFile  = "meta.db"
+	// deletedSuffix marks a topic directory being deleted. '~' cannot
+	// appear in a topic name, so no topic is ever mistaken for one.
+	deletedSuffix = "~deleted"
 	cleanedSuffix = ".cleaned"
 )
 
@@ -41,8 +43,9 @@ type Log struct {
 	meta   *Meta
 	budget int64
 
-	used  atomic.Int64 // bytes of all segment files
-	stats stats
+	used     atomic.Int64 // bytes of all segment files
+	reserved atomic.Int64 // bytes of appends accepted but not yet written
+	stats    stats
 
 	mu     sync.RWMutex // guards topics and closed
 	topics map[string]*Topic

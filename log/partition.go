@@ -94,6 +94,7 @@ type Partition struct {
 	durable  atomic.Pointer[durableState]
 	logStart atomic.Int64
 	bytes    atomic.Int64 // bytes of all segment files
+	reserved atomic.Int64 // bytes queued, not yet written (see Log.reserve)
 
 	notifyMu sync.Mutex
 	notify   chan struct{}
@@ -275,13 +276,13 @@ func (p *Partition) enqueue(b []byte, done func(AppendResult, error)) (AppendRes
 		<-c.done
 		p.mu.Lock()
 	}
-	if p.closed {
-		p.mu.Unlock()
-		return res, nil, ErrClosed
-	}
-	if p.err != nil {
+	if p.closed || p.err != nil {
 		err := p.err
+		if p.closed {
+			err = ErrClosed
+		}
 		p.mu.Unlock()
+		p.l.release(p, len(b))
 		return res, nil, err
 	}
 	start := len(p.queue)
@@ -365,6 +366,7 @@ func (p *Partition) flushLoop() {
 		p.mu.Unlock()
 
 		st, syncSeg, err := p.writeCycle(buf, metas)
+		p.l.release(p, len(buf))
 		if job != nil {
 			// Acknowledge the previous cycle first; if it failed, this
 			// one, written after it, fails with it.
@@ -493,6 +495,7 @@ func (p *Partition) failLocked(err error) *cycle {
 	}
 	failed := p.cur
 	p.cur = newCycle()
+	p.l.release(p, len(p.queue))
 	p.queue, p.metas, p.queued = p.queue[:0], p.metas[:0], 0
 	p.next = p.durable.Load().hw
 	return failed
@@ -545,7 +548,7 @@ func (p *Partition) writeCycle(buf []byte, metas []batchMeta) (*durableState, *s
 			}
 			continue
 		}
-		grown, err := act.write(buf[off:off+n], metas[i:j])
+		grown, err := act.write(buf[off:off+n], metas[i:j], p.l.preallocAllowance())
 		p.addBytes(grown)
 		if err != nil {
 			return nil, nil, p.ioError("write", err)

@@ -254,7 +254,7 @@ func DecodeRecords(batch []byte) (BatchHeader, []Record, error) {
 	recs := make([]Record, 0, h.NumRecords)
 	for i := int32(0); i < h.NumRecords; i++ {
 		length, n := kbin.Varint(body)
-		if n == 0 || length < 0 || int(length) > len(body)-n {
+		if n <= 0 || length < 0 || int(length) > len(body)-n {
 			return h, nil, fmt.Errorf("%w: record %d length", ErrBatchRecords, i)
 		}
 		var kr kmsg.Record

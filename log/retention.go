@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -115,32 +116,79 @@ func recordsFrom(s *segment, offset int64) int64 {
 		switch {
 		case h.BaseOffset >= offset:
 			n += int64(h.NumRecords)
+		case h.LastOffset() >= offset && int64(h.NumRecords) == int64(h.LastOffsetDelta)+1:
+			n += h.LastOffset() - offset + 1
 		case h.LastOffset() >= offset:
-			n += min(int64(h.NumRecords), h.LastOffset()-offset+1)
+			// Compaction left gaps in this batch: count its records.
+			n += straddlingRecords(&r, pos, offset, h)
 		}
 		pos += int64(h.Size())
 	}
 	return n
 }
 
+// straddlingRecords counts the records at or after offset in the batch at
+// pos, falling back to the offset span when it cannot be decoded.
+func straddlingRecords(r *batchReader, pos, offset int64, h BatchHeader) int64 {
+	if _, b, err := r.batch(pos); err == nil {
+		if _, recs, err := DecodeRecords(b); err == nil {
+			var n int64
+			for _, rec := range recs {
+				if rec.Offset >= offset {
+					n++
+				}
+			}
+			return n
+		}
+	}
+	return min(int64(h.NumRecords), h.LastOffset()-offset+1)
+}
+
 // reserve checks that n more bytes may be appended to p, making room by
-// retention or by the topic's on_full policy. It returns ErrFull when the
-// append must be refused.
+// retention or by the topic's on_full policy, and reserves them until the
+// flusher has written them (release): appends queued behind a flush count
+// against the limits too. It returns ErrFull when the append must be
+// refused.
 func (l *Log) reserve(p *Partition, cfg TopicConfig, n int) error {
 	if cfg.RetentionBytes >= 0 && cfg.deletes() {
 		// The active segment may legitimately add up to a segment on top
 		// of retention_bytes; beyond that only pins hold data back.
 		limit := cfg.RetentionBytes + cfg.SegmentBytes
-		if p.bytes.Load()+int64(n) > limit {
-			if err := p.makeRoom(cfg, limit-int64(n)); err != nil {
+		if p.bytes.Load()+p.reserved.Load()+int64(n) > limit {
+			if err := p.makeRoom(cfg, limit-p.reserved.Load()-int64(n)); err != nil {
 				return err
 			}
 		}
 	}
-	if l.budget > 0 && l.used.Load()+int64(n) > l.budget {
-		return l.makeRoom(cfg, int64(n))
+	if l.budget > 0 {
+		if l.used.Load()+l.reserved.Add(int64(n)) > l.budget {
+			l.reserved.Add(-int64(n))
+			if err := l.makeRoom(cfg, l.reserved.Load()+int64(n)); err != nil {
+				return err
+			}
+			l.reserved.Add(int64(n))
+		}
+	} else {
+		l.reserved.Add(int64(n))
 	}
+	p.reserved.Add(int64(n))
 	return nil
+}
+
+// release gives back reserved bytes once they are written (and counted in
+// used) or refused.
+func (l *Log) release(p *Partition, n int) {
+	l.reserved.Add(-int64(n))
+	p.reserved.Add(-int64(n))
+}
+
+// preallocAllowance is how far the active segments may be zero-filled
+// ahead of their data without passing the disk budget.
+func (l *Log) preallocAllowance() int64 {
+	if l.budget <= 0 {
+		return math.MaxInt64
+	}
+	return max(0, l.budget-l.used.Load()-l.reserved.Load())
 }
 
 // makeRoom brings a partition down to target bytes.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,12 +77,13 @@ type segment struct {
 	indexErr    error // a failed index write: the files are rebuilt at seal
 	segmentSize int64
 
-	mu         sync.Mutex // guards idx, tidx, loaded and the written counts
-	idx        []offsetEntry
-	tidx       []timeEntry
-	loaded     bool
-	ixWritten  int // entries of idx already in the index file
-	tixWritten int
+	mu           sync.Mutex // guards idx, tidx, loaded and the written counts
+	idx          []offsetEntry
+	tidx         []timeEntry
+	loaded       bool
+	ixWritten    int // entries of idx already in the index file
+	tixWritten   int
+	indexRewrite bool // the files hold entries since dropped: rewrite them
 }
 
 func (s *segment) indexPath() string {
@@ -267,11 +269,13 @@ func readWhole(fsys FS, path string) ([]byte, error) {
 // the data and indexes them. Only the flusher calls it. It returns how many
 // bytes the file grew by. On error the data end is unchanged, so the next
 // write overwrites whatever part of buf reached the file.
-func (s *segment) write(buf []byte, metas []batchMeta) (grown int64, err error) {
+// allowance bounds the zero-filled preallocation beyond the data (the disk
+// budget's headroom).
+func (s *segment) write(buf []byte, metas []batchMeta, allowance int64) (grown int64, err error) {
 	// Zero-filling doubles the bytes written; it pays only for small
 	// synced writes, where an fdatasync would otherwise commit the size.
 	if s.prealloc && s.size+int64(len(buf)) > s.alloc && len(buf) < preallocMaxWrite {
-		grown = s.extend(int64(len(buf)))
+		grown = s.extend(int64(len(buf)), allowance)
 	}
 	if _, err := s.f.WriteAt(buf, s.size); err != nil {
 		return grown, err
@@ -322,6 +326,14 @@ func (s *segment) flushIndex() {
 		return
 	}
 	s.mu.Lock()
+	if s.indexRewrite {
+		s.indexRewrite = false
+		if err := s.ixf.Truncate(0); err != nil {
+			s.indexErr = err
+		} else if err := s.tixf.Truncate(0); err != nil {
+			s.indexErr = err
+		}
+	}
 	var ib, tb []byte
 	for _, e := range s.idx[s.ixWritten:] {
 		ib = appendOffsetEntry(ib, e)
@@ -345,12 +357,12 @@ func (s *segment) flushIndex() {
 // appends overwrite allocated blocks. A failure (a full disk) only turns
 // preallocation off for this segment: the data write that follows reports
 // the real error if there is one.
-func (s *segment) extend(need int64) (grown int64) {
+func (s *segment) extend(need, allowance int64) (grown int64) {
 	target := s.alloc
 	for target < s.size+need {
 		target += preallocChunk
 	}
-	target = max(min(target, s.segmentSize), s.size+need)
+	target = max(min(target, s.segmentSize, s.alloc+allowance), s.size+need)
 	for pos := s.alloc; pos < target; {
 		n := min(int64(len(zeroChunk)), target-pos)
 		if _, err := s.f.WriteAt(zeroChunk[:n], pos); err != nil {
@@ -418,23 +430,132 @@ func (s *segment) lookup(offset, limit int64) (int64, error) {
 	if offset > s.base {
 		rel = uint32(min(offset-s.base, 1<<32-1))
 	}
-	s.mu.Lock()
-	pos := lookupOffset(s.idx, rel)
-	s.mu.Unlock()
+	pos := s.indexedPos(rel, limit)
 	return s.scanTo(pos, limit, func(h BatchHeader) bool { return h.LastOffset() >= offset })
 }
 
+// indexedPos returns the position of the last offset index entry at or
+// below rel within limit, after checking that a batch with the entry's
+// offset starts there. The index is a cache that a crash or bad media can
+// leave wrong: an entry that does not hold is dropped with every entry
+// after it, so that lookups scan further instead of failing, and the index
+// file is rewritten.
+func (s *segment) indexedPos(rel uint32, limit int64) int64 {
+	for {
+		s.mu.Lock()
+		i := sort.Search(len(s.idx), func(i int) bool { return s.idx[i].rel > rel })
+		for i > 0 && int64(s.idx[i-1].pos) >= limit {
+			i-- // not yet readable, not wrong
+		}
+		if i == 0 {
+			s.mu.Unlock()
+			return 0
+		}
+		e := s.idx[i-1]
+		s.mu.Unlock()
+		if s.batchStartsAt(int64(e.pos), s.base+int64(e.rel), limit) {
+			return int64(e.pos)
+		}
+		s.dropIndexFrom(i-1, -1)
+	}
+}
+
+// batchStartsAt reports whether a batch with base offset base starts at pos.
+func (s *segment) batchStartsAt(pos, base, limit int64) bool {
+	var b [batchHeaderSize]byte
+	if pos+batchHeaderSize > limit {
+		return false
+	}
+	if _, err := s.f.ReadAt(b[:], pos); err != nil {
+		return false
+	}
+	h := parseBatchHeader(b[:])
+	return h.Magic == batchMagic && h.BaseOffset == base && h.Length >= batchHeaderSize-batchLogOverhead && pos+int64(h.Size()) <= limit
+}
+
+// dropIndexFrom removes offset index entries from i on, and time index
+// entries from j on (negative: none), and rewrites the index files.
+func (s *segment) dropIndexFrom(i, j int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i >= 0 && i < len(s.idx) {
+		s.idx = s.idx[:i]
+	}
+	if j >= 0 && j < len(s.tidx) {
+		s.tidx = s.tidx[:j]
+	}
+	if s.ixf != nil {
+		// Active: the next flush rewrites both files from the start.
+		s.ixWritten, s.tixWritten, s.indexRewrite = 0, 0, true
+		return
+	}
+	var ib, tb []byte
+	for _, e := range s.idx {
+		ib = appendOffsetEntry(ib, e)
+	}
+	for _, e := range s.tidx {
+		tb = appendTimeEntry(tb, e)
+	}
+	// A failure leaves the old files, which the next open checks again.
+	if writeFileAtomic(s.fs, s.indexPath(), ib) == nil {
+		writeFileAtomic(s.fs, s.timeIndexPath(), tb)
+	}
+}
+
 // lookupTime returns the position of the first batch in the segment whose
-// max timestamp is at least ts, or limit.
+// max timestamp is at least ts, or limit. The time index entry it starts
+// from is checked against the batch it names, like offset entries are.
 func (s *segment) lookupTime(ts, limit int64) (int64, error) {
 	if err := s.loadIndexes(); err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
-	rel := lookupTime(s.tidx, ts)
-	pos := lookupOffset(s.idx, rel)
-	s.mu.Unlock()
+	pos := int64(0)
+	for {
+		s.mu.Lock()
+		i := sort.Search(len(s.tidx), func(i int) bool { return s.tidx[i].ts >= ts })
+		var e timeEntry
+		if i > 0 {
+			e = s.tidx[i-1]
+		}
+		s.mu.Unlock()
+		if i == 0 {
+			break
+		}
+		at, h, err := s.findBase(s.base+int64(e.rel), limit)
+		if err != nil {
+			return 0, err
+		}
+		if at < limit && h.BaseOffset == s.base+int64(e.rel) && h.MaxTimestamp == e.ts {
+			pos = at
+			break
+		}
+		if at >= limit {
+			break // the entry names data not yet readable: scan it all
+		}
+		s.dropIndexFrom(-1, i-1)
+	}
 	return s.scanTo(pos, limit, func(h BatchHeader) bool { return h.MaxTimestamp >= ts })
+}
+
+// findBase returns the position and header of the first batch whose base
+// offset is at least base, or limit.
+func (s *segment) findBase(base, limit int64) (int64, BatchHeader, error) {
+	pos := s.indexedPos(uint32(base-s.base), limit)
+	r := batchReader{f: s.f, limit: limit}
+	for pos < limit {
+		h, err := r.header(pos)
+		if errors.Is(err, errEndOfData) {
+			break
+		}
+		if err != nil {
+			return 0, h, &CorruptionError{Segment: s.path, Position: pos, Err: err}
+		}
+		if h.BaseOffset >= base {
+			return pos, h, nil
+		}
+		pos += int64(h.Size())
+	}
+	return limit, BatchHeader{}, nil
 }
 
 func (s *segment) scanTo(pos, limit int64, found func(BatchHeader) bool) (int64, error) {
