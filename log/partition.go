@@ -30,9 +30,21 @@ type AppendResult struct {
 // cycle is one flush: the batches queued together, written with one write
 // and acknowledged by one fsync.
 type cycle struct {
-	done  chan struct{} // closed when the cycle is durable or failed
-	err   error         // set before done is closed
-	async []asyncAck
+	done chan struct{} // closed when the cycle is durable or failed
+	err  error         // set before done is closed
+	// durableBelow: when err is set, batches ending below this offset
+	// were made durable anyway (by a roll's seal before the failure) and
+	// succeeded; the rest failed.
+	durableBelow int64
+	async        []asyncAck
+}
+
+// result is what the append that got res learns from its cycle.
+func (c *cycle) result(res AppendResult) error {
+	if c.err != nil && res.LastOffset >= c.durableBelow {
+		return c.err
+	}
+	return nil
 }
 
 type asyncAck struct {
@@ -120,7 +132,7 @@ func openPartition(l *Log, t *Topic, id int32) (*Partition, error) {
 		pins:   map[string]int64{},
 	}
 	if err := p.load(); err != nil {
-		return nil, err
+		return nil, p.corruption(err)
 	}
 	return p, nil
 }
@@ -163,7 +175,13 @@ func (p *Partition) load() error {
 		path := filepath.Join(p.dir, segmentName(base)+logSuffix)
 		if i < len(bases)-1 {
 			s, err := openSealedSegment(fsys, path, base, bases[i+1])
+			if err == nil && i == len(bases)-2 {
+				err = s.trimZeroTail()
+			}
 			if err != nil {
+				if s != nil {
+					s.close()
+				}
 				closeAll()
 				return fmt.Errorf("open %s: %w", path, err)
 			}
@@ -194,16 +212,21 @@ func (p *Partition) load() error {
 	}
 	act := segs[len(segs)-1]
 
-	p.segMu.Lock()
-	p.segments = segs
-	p.segMu.Unlock()
 	p.l.addUsed(total - p.bytes.Swap(total))
-	p.logStart.Store(segs[0].base)
 	p.mu.Lock()
 	p.next = act.next
 	p.err = nil
 	p.mu.Unlock()
+	// Readers see the old segments or the new ones, never a mix.
+	p.segMu.Lock()
+	old := p.segments
+	p.segments = segs
+	p.logStart.Store(segs[0].base)
 	p.publish(&durableState{hw: act.next, seg: act, pos: act.size}, true)
+	p.segMu.Unlock()
+	for _, s := range old {
+		s.close()
+	}
 	return nil
 }
 
@@ -222,7 +245,7 @@ func (p *Partition) Append(b []byte) (AppendResult, error) {
 		return res, err
 	}
 	<-c.done
-	return res, c.err
+	return res, c.result(res)
 }
 
 // AppendAsync queues b like Append and calls done once it is durable (or
@@ -333,8 +356,11 @@ type syncJob struct {
 	c       *cycle
 	st      *durableState
 	appends int
-	done    chan struct{} // closed once err is set
-	err     error
+	// durableBelow: batches below it were sealed by a roll in this cycle
+	// and stay acknowledged even if the job's fsync fails.
+	durableBelow int64
+	done         chan struct{} // closed once err is set
+	err          error
 }
 
 // flushLoop writes queued batches until the queue is empty. It runs only
@@ -365,13 +391,15 @@ func (p *Partition) flushLoop() {
 		p.queued = 0
 		p.mu.Unlock()
 
-		st, syncSeg, err := p.writeCycle(buf, metas)
+		st, syncSeg, durableBelow, err := p.writeCycle(buf, metas)
 		p.l.release(p, len(buf))
 		if job != nil {
 			// Acknowledge the previous cycle first; if it failed, this
 			// one, written after it, fails with it.
 			if jerr := p.finishJob(job, c); jerr != nil && err == nil {
-				err = jerr
+				// After a failed fsync nothing written since can be
+				// trusted, not even a later seal's fsync of the same file.
+				err, durableBelow = jerr, math.MinInt64
 			}
 			job = nil
 		}
@@ -383,9 +411,9 @@ func (p *Partition) flushLoop() {
 		p.mu.Unlock()
 		switch {
 		case err != nil:
-			p.completeCycle(c, appends, nil, err)
+			p.completeCycle(c, appends, nil, err, durableBelow)
 		case syncSeg != nil:
-			job = &syncJob{c: c, st: st, appends: appends, done: make(chan struct{})}
+			job = &syncJob{c: c, st: st, appends: appends, durableBelow: durableBelow, done: make(chan struct{})}
 			p.flushWG.Add(1)
 			go func(job *syncJob) {
 				defer p.flushWG.Done()
@@ -395,7 +423,7 @@ func (p *Partition) flushLoop() {
 				close(job.done)
 			}(job)
 		default:
-			p.completeCycle(c, appends, st, nil)
+			p.completeCycle(c, appends, st, nil, 0)
 		}
 	}
 }
@@ -405,13 +433,13 @@ func (p *Partition) flushLoop() {
 // fails next with the returned error.
 func (p *Partition) finishJob(job *syncJob, next *cycle) error {
 	<-job.done
-	p.completeCycle(job.c, job.appends, job.st, job.err)
+	p.completeCycle(job.c, job.appends, job.st, job.err, job.durableBelow)
 	return job.err
 }
 
 // completeCycle publishes a successful cycle and acknowledges its appends,
 // or fails it together with everything queued behind it.
-func (p *Partition) completeCycle(c *cycle, appends int, st *durableState, err error) {
+func (p *Partition) completeCycle(c *cycle, appends int, st *durableState, err error, durableBelow int64) {
 	p.mu.Lock()
 	// Everyone acknowledged now, plus everyone already queued, is likely
 	// to append again soon: the next cycle waits for them (gatherLocked).
@@ -423,9 +451,9 @@ func (p *Partition) completeCycle(c *cycle, appends int, st *durableState, err e
 		p.publish(st, false)
 	}
 	p.mu.Unlock()
-	c.finish(err)
+	c.finish(err, durableBelow)
 	if failed != nil {
-		failed.finish(err)
+		failed.finish(err, math.MinInt64)
 	}
 }
 
@@ -510,11 +538,11 @@ func recoverableWriteError(err error) bool {
 	return errors.As(err, &ioe) && ioe.Op == "write" && isNoSpace(ioe.Err)
 }
 
-func (c *cycle) finish(err error) {
-	c.err = err
+func (c *cycle) finish(err error, durableBelow int64) {
+	c.err, c.durableBelow = err, durableBelow
 	close(c.done)
 	for _, a := range c.async {
-		a.fn(a.res, err)
+		a.fn(a.res, c.result(a.res))
 	}
 }
 
@@ -522,16 +550,21 @@ func (c *cycle) finish(err error) {
 // returns the end the cycle reaches and, when the topic syncs always, the
 // segment the caller must fsync before publishing it. A sync: interval
 // topic is synced here when its interval has passed.
-func (p *Partition) writeCycle(buf []byte, metas []batchMeta) (*durableState, *segment, error) {
+//
+// durableBelow is the offset below which the cycle's batches were made
+// durable by sealing a segment at a roll: they succeed even if what follows
+// fails.
+func (p *Partition) writeCycle(buf []byte, metas []batchMeta) (st *durableState, syncSeg *segment, durableBelow int64, err error) {
 	p.ioMu.Lock()
 	defer p.ioMu.Unlock()
 	cfg := p.topic.Config()
 	now := p.l.now()
 
+	durableBelow = metas[0].base
 	act := p.active()
 	if act.size > 0 && now.Sub(act.created) >= cfg.SegmentAge {
 		if err := p.roll(metas[0].base, cfg, now); err != nil {
-			return nil, nil, err
+			return nil, nil, durableBelow, err
 		}
 	}
 	for i, off := 0, 0; i < len(metas); {
@@ -544,32 +577,33 @@ func (p *Partition) writeCycle(buf []byte, metas []batchMeta) (*durableState, *s
 		}
 		if j == i {
 			if err := p.roll(metas[i].base, cfg, now); err != nil {
-				return nil, nil, err
+				return nil, nil, durableBelow, err
 			}
+			durableBelow = metas[i].base // the seal synced everything before
 			continue
 		}
 		grown, err := act.write(buf[off:off+n], metas[i:j], p.l.preallocAllowance())
 		p.addBytes(grown)
 		if err != nil {
-			return nil, nil, p.ioError("write", err)
+			return nil, nil, durableBelow, p.ioError("write", err)
 		}
 		p.dirty = true
 		off, i = off+n, j
 	}
 	act = p.active()
-	st := &durableState{hw: act.next, seg: act, pos: act.size}
+	st = &durableState{hw: act.next, seg: act, pos: act.size}
 	switch {
 	case cfg.Sync == SyncAlways:
 		p.lastSync, p.dirty = now, false
-		return st, act, nil
+		return st, act, durableBelow, nil
 	case cfg.Sync == SyncInterval && now.Sub(p.lastSync) >= cfg.SyncInterval:
 		if err := p.syncLocked(now); err != nil {
-			return nil, nil, err
+			return nil, nil, durableBelow, err
 		}
 	case cfg.Sync == SyncInterval && p.timer == nil:
 		p.timer = time.AfterFunc(cfg.SyncInterval, p.timedSync)
 	}
-	return st, nil, nil
+	return st, nil, 0, nil
 }
 
 // syncSegment fsyncs a segment's data, timing it.
@@ -622,18 +656,23 @@ func (p *Partition) ioError(op string, err error) error {
 }
 
 // roll seals the active segment and starts a new one at base.
+//
+// The new segment is created first: if that fails (a full disk), nothing
+// has changed and the append can be retried. A crash after the create but
+// before the seal leaves an untrimmed segment that open trims.
 func (p *Partition) roll(base int64, cfg TopicConfig, now time.Time) error {
 	act := p.active()
+	s, err := createSegment(p.l.fs, p.dir, base, cfg, now)
+	if err != nil {
+		return p.ioError("write", fmt.Errorf("create segment: %w", err))
+	}
 	freed, err := act.seal()
 	p.addBytes(-freed)
 	if err != nil {
+		s.remove()
 		return p.ioError("seal segment", err)
 	}
 	p.lastSync, p.dirty = now, false
-	s, err := createSegment(p.l.fs, p.dir, base, cfg, now)
-	if err != nil {
-		return p.ioError("create segment", err)
-	}
 	p.segMu.Lock()
 	p.segments = append(p.segments, s)
 	p.segMu.Unlock()
@@ -701,6 +740,8 @@ func (p *Partition) Err() error {
 // the high watermark it returns nothing. Batches below offset in the first
 // batch are included, as Kafka does; callers skip them.
 func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
+	p.segMu.RLock()
+	defer p.segMu.RUnlock()
 	st := p.durable.Load()
 	if offset < p.LogStartOffset() || offset > st.hw {
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, p.LogStartOffset(), st.hw)
@@ -708,8 +749,6 @@ func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
 	if offset == st.hw {
 		return nil, nil
 	}
-	p.segMu.RLock()
-	defer p.segMu.RUnlock()
 	segs := p.segments
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > offset }) - 1
 	for i = max(i, 0); i < len(segs); i++ {
@@ -750,9 +789,9 @@ func (p *Partition) corruption(err error) error {
 // OffsetForTime returns the first offset whose record timestamp is at or
 // after ts (milliseconds), and false when every record is older.
 func (p *Partition) OffsetForTime(ts int64) (int64, bool, error) {
-	st := p.durable.Load()
 	p.segMu.RLock()
 	defer p.segMu.RUnlock()
+	st := p.durable.Load()
 	for _, s := range p.segments {
 		if s.base >= st.hw {
 			break
@@ -829,11 +868,6 @@ func (p *Partition) Recover() error {
 	p.flushWG.Wait()
 	p.ioMu.Lock()
 	defer p.ioMu.Unlock()
-	p.segMu.Lock()
-	for _, s := range p.segments {
-		s.close()
-	}
-	p.segMu.Unlock()
 	if err := p.load(); err != nil {
 		return fmt.Errorf("recover topic %q partition %d: %w", p.topic.name, p.id, err)
 	}

@@ -215,11 +215,10 @@ func (s *segment) rebuildIndexesLocked() error {
 	maxTs := int64(-1)
 	for pos < s.size {
 		h, err := r.header(pos)
-		if errors.Is(err, errEndOfData) {
+		if err != nil || h.BaseOffset < s.base {
+			// Index what comes before the damage (or the preallocated
+			// zeros); reads that reach it report it.
 			break
-		}
-		if err != nil {
-			return &CorruptionError{Segment: s.path, Position: pos, Err: err}
 		}
 		rel := uint32(h.BaseOffset - s.base)
 		if gap >= interval {
@@ -278,6 +277,12 @@ func (s *segment) write(buf []byte, metas []batchMeta, allowance int64) (grown i
 		grown = s.extend(int64(len(buf)), allowance)
 	}
 	if _, err := s.f.WriteAt(buf, s.size); err != nil {
+		// A short write may have grown the file: count it, so that the
+		// seal trims it and the budget sees it.
+		if fi, serr := s.f.Stat(); serr == nil && fi.Size() > s.alloc {
+			grown += fi.Size() - s.alloc
+			s.alloc = fi.Size()
+		}
 		return grown, err
 	}
 	if end := s.size + int64(len(buf)); end > s.alloc {
@@ -383,6 +388,9 @@ func (s *segment) extend(need, allowance int64) (grown int64) {
 // seal makes the active segment immutable: a final time index entry, the
 // file trimmed to its data, everything fsynced. It returns the bytes freed.
 func (s *segment) seal() (freed int64, err error) {
+	if s.sealed {
+		return 0, nil
+	}
 	if s.maxTs > s.lastTimeIndexed() {
 		s.appendIndex(nil, []timeEntry{{ts: s.maxTs, rel: s.maxTsRel}})
 	}
@@ -397,21 +405,23 @@ func (s *segment) seal() (freed int64, err error) {
 	if err := s.f.Sync(); err != nil {
 		return freed, err
 	}
+	if s.indexErr == nil {
+		if err := s.ixf.Sync(); err == nil {
+			s.indexErr = s.tixf.Sync()
+		} else {
+			s.indexErr = err
+		}
+	}
 	if s.indexErr != nil {
+		// The index files are caches: if they cannot be written (a full
+		// disk), remove them; they are rebuilt on first use after a restart.
 		s.mu.Lock()
-		err := s.rebuildIndexesLocked()
+		if s.rebuildIndexesLocked() != nil {
+			s.fs.Remove(s.indexPath())
+			s.fs.Remove(s.timeIndexPath())
+		}
 		s.mu.Unlock()
-		if err != nil {
-			return freed, err
-		}
 		s.indexErr = nil
-	} else {
-		if err := s.ixf.Sync(); err != nil {
-			return freed, err
-		}
-		if err := s.tixf.Sync(); err != nil {
-			return freed, err
-		}
 	}
 	s.ixf.Close()
 	s.tixf.Close()
@@ -456,7 +466,7 @@ func (s *segment) indexedPos(rel uint32, limit int64) int64 {
 		if s.batchStartsAt(int64(e.pos), s.base+int64(e.rel), limit) {
 			return int64(e.pos)
 		}
-		s.dropIndexFrom(i-1, -1)
+		s.dropIndexEntries(i-1, -1)
 	}
 }
 
@@ -470,19 +480,22 @@ func (s *segment) batchStartsAt(pos, base, limit int64) bool {
 		return false
 	}
 	h := parseBatchHeader(b[:])
-	return h.Magic == batchMagic && h.BaseOffset == base && h.Length >= batchHeaderSize-batchLogOverhead && pos+int64(h.Size()) <= limit
+	// Only where the batch starts is checked: a batch damaged in its
+	// length or body is still where the index says, and reading it
+	// reports the damage.
+	return h.Magic == batchMagic && h.BaseOffset == base
 }
 
-// dropIndexFrom removes offset index entries from i on, and time index
-// entries from j on (negative: none), and rewrites the index files.
-func (s *segment) dropIndexFrom(i, j int) {
+// dropIndexEntries removes offset index entry i and time index entry j
+// (negative: none) and rewrites the index files.
+func (s *segment) dropIndexEntries(i, j int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i >= 0 && i < len(s.idx) {
-		s.idx = s.idx[:i]
+		s.idx = append(s.idx[:i:i], s.idx[i+1:]...)
 	}
 	if j >= 0 && j < len(s.tidx) {
-		s.tidx = s.tidx[:j]
+		s.tidx = append(s.tidx[:j:j], s.tidx[j+1:]...)
 	}
 	if s.ixf != nil {
 		// Active: the next flush rewrites both files from the start.
@@ -532,7 +545,7 @@ func (s *segment) lookupTime(ts, limit int64) (int64, error) {
 		if at >= limit {
 			break // the entry names data not yet readable: scan it all
 		}
-		s.dropIndexFrom(-1, i-1)
+		s.dropIndexEntries(-1, i-1)
 	}
 	return s.scanTo(pos, limit, func(h BatchHeader) bool { return h.MaxTimestamp >= ts })
 }
@@ -544,11 +557,8 @@ func (s *segment) findBase(base, limit int64) (int64, BatchHeader, error) {
 	r := batchReader{f: s.f, limit: limit}
 	for pos < limit {
 		h, err := r.header(pos)
-		if errors.Is(err, errEndOfData) {
-			break
-		}
 		if err != nil {
-			return 0, h, &CorruptionError{Segment: s.path, Position: pos, Err: err}
+			return 0, h, &CorruptionError{Segment: s.path, Position: pos, Err: zeroDamage(err)}
 		}
 		if h.BaseOffset >= base {
 			return pos, h, nil
@@ -561,12 +571,10 @@ func (s *segment) findBase(base, limit int64) (int64, BatchHeader, error) {
 func (s *segment) scanTo(pos, limit int64, found func(BatchHeader) bool) (int64, error) {
 	r := batchReader{f: s.f, limit: limit}
 	for pos < limit {
+		// limit is the end of the data: zeros before it are damage.
 		h, err := r.header(pos)
-		if errors.Is(err, errEndOfData) {
-			return limit, nil
-		}
 		if err != nil {
-			return 0, &CorruptionError{Segment: s.path, Position: pos, Err: err}
+			return 0, &CorruptionError{Segment: s.path, Position: pos, Err: zeroDamage(err)}
 		}
 		if found(h) {
 			return pos, nil
@@ -588,13 +596,20 @@ func (s *segment) read(pos, limit int64, maxBytes int) ([]byte, error) {
 		return nil, err
 	}
 	end := 0
+	// damaged returns the batches before the damage, or, when the damage
+	// is at the start, the positional error: the read that starts there
+	// reports it, and a consumer gets every intact batch before it.
+	damaged := func(at int, err error) ([]byte, error) {
+		if end > 0 {
+			return buf[:end], nil
+		}
+		return nil, &CorruptionError{Segment: s.path, Position: pos + int64(at), Err: err}
+	}
 	for end+batchHeaderSize <= len(buf) {
 		h := parseBatchHeader(buf[end:])
-		if h.Length == 0 && h.Magic == 0 {
-			break // preallocated zeros
-		}
 		if h.Length < batchHeaderSize-batchLogOverhead || h.Magic != batchMagic {
-			return nil, &CorruptionError{Segment: s.path, Position: pos + int64(end), Err: fmt.Errorf("%w: length %d magic %d", ErrBatchLength, h.Length, h.Magic)}
+			// limit is the end of the data, so even zeros here are damage.
+			return damaged(end, fmt.Errorf("%w: length %d magic %d", ErrBatchLength, h.Length, h.Magic))
 		}
 		if end+h.Size() > len(buf) {
 			if end > 0 {
@@ -602,7 +617,7 @@ func (s *segment) read(pos, limit int64, maxBytes int) ([]byte, error) {
 			}
 			// The first batch is larger than maxBytes: return it whole.
 			if pos+int64(h.Size()) > limit {
-				return nil, &CorruptionError{Segment: s.path, Position: pos, Err: fmt.Errorf("%w: batch of %d bytes passes the end of data", ErrBatchTruncated, h.Size())}
+				return damaged(0, fmt.Errorf("%w: batch of %d bytes passes the end of data", ErrBatchTruncated, h.Size()))
 			}
 			buf = make([]byte, h.Size())
 			if _, err := s.f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
@@ -610,11 +625,59 @@ func (s *segment) read(pos, limit int64, maxBytes int) ([]byte, error) {
 			}
 		}
 		if _, err := ParseBatchHeader(buf[end : end+h.Size()]); err != nil {
-			return nil, &CorruptionError{Segment: s.path, Position: pos + int64(end), Err: err}
+			return damaged(end, err)
 		}
 		end += h.Size()
 	}
 	return buf[:end], nil
+}
+
+// zeroDamage names zeros found inside the data.
+func zeroDamage(err error) error {
+	if errors.Is(err, errEndOfData) {
+		return fmt.Errorf("%w: zeros inside the data", ErrBatchLength)
+	}
+	return err
+}
+
+// trimZeroTail cuts preallocated zeros off the end of a sealed segment: a
+// crash between a roll's create and its seal leaves them. It walks batch
+// headers from the last index entry and truncates only when everything
+// after the last batch is zero; other damage is left for reads to report.
+func (s *segment) trimZeroTail() error {
+	r := batchReader{f: s.f, limit: s.size}
+	pos := int64(0)
+	if b, err := readWhole(s.fs, s.indexPath()); err == nil {
+		if idx, _ := decodeOffsetIndex(b, s.size); len(idx) > 0 && s.batchStartsAt(int64(idx[len(idx)-1].pos), s.base+int64(idx[len(idx)-1].rel), s.size) {
+			pos = int64(idx[len(idx)-1].pos)
+		}
+	}
+	for pos < s.size {
+		h, err := r.header(pos)
+		if errors.Is(err, errEndOfData) {
+			break
+		}
+		if err != nil {
+			return nil
+		}
+		pos += int64(h.Size())
+	}
+	if pos >= s.size || !zeroFrom(&r, pos, s.size) {
+		return nil
+	}
+	f, err := s.fs.OpenFile(s.path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Truncate(pos); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	s.size, s.alloc = pos, pos
+	return nil
 }
 
 func (s *segment) close() error {
