@@ -262,6 +262,9 @@ func DecodeRecords(batch []byte) (BatchHeader, []Record, error) {
 			return h, nil, fmt.Errorf("%w: record %d: %v", ErrBatchRecords, i, err)
 		}
 		body = body[n+int(length):]
+		if kr.OffsetDelta < 0 || kr.OffsetDelta > h.LastOffsetDelta {
+			return h, nil, fmt.Errorf("%w: record %d offset delta %d outside the batch (last %d)", ErrBatchRecords, i, kr.OffsetDelta, h.LastOffsetDelta)
+		}
 		r := Record{
 			Offset:    h.BaseOffset + int64(kr.OffsetDelta),
 			Timestamp: h.BaseTimestamp + kr.TimestampDelta64,

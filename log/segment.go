@@ -277,13 +277,15 @@ func (s *segment) write(buf []byte, metas []batchMeta, allowance int64) (grown i
 		grown = s.extend(int64(len(buf)), allowance)
 	}
 	if _, err := s.f.WriteAt(buf, s.size); err != nil {
-		// A short write may have grown the file: count it, so that the
-		// seal trims it and the budget sees it.
-		if fi, serr := s.f.Stat(); serr == nil && fi.Size() > s.alloc {
-			grown += fi.Size() - s.alloc
-			s.alloc = fi.Size()
+		// A short write may have left whole batches past the data end,
+		// never acknowledged: cut them off, or a reopen would find them.
+		before := s.alloc
+		if s.f.Truncate(s.size) == nil {
+			s.alloc = s.size
+		} else if fi, serr := s.f.Stat(); serr == nil && fi.Size() > s.alloc {
+			s.alloc = fi.Size() // counted, so that the seal trims it
 		}
-		return grown, err
+		return grown + s.alloc - before, err
 	}
 	if end := s.size + int64(len(buf)); end > s.alloc {
 		grown += end - s.alloc
