@@ -99,8 +99,6 @@ func compressor(c Codec) (kgo.Compressor, error) {
 	return compressors.byID[c], nil
 }
 
-var decompressor = kgo.DefaultDecompressor()
-
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // AppendBatch encodes recs as one RecordBatch v2 and appends it to dst. The
@@ -241,7 +239,7 @@ func DecodeRecords(batch []byte) (BatchHeader, []Record, error) {
 		if h.Codec() > CodecZstd {
 			return h, nil, fmt.Errorf("unknown compression codec %d", h.Codec())
 		}
-		body, err = decompressor.Decompress(body, kgo.CompressionCodecType(h.Codec()))
+		body, err = decompress(h.Codec(), body)
 		if err != nil {
 			return h, nil, fmt.Errorf("decompress %v batch: %w", h.Codec(), err)
 		}
