@@ -1,0 +1,133 @@
+package log
+
+// Reads see only acknowledged data: everything below the published
+// durable state.
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// durableState is what readers may see: everything below hw, which ends at
+// pos in seg. It is replaced, never mutated.
+type durableState struct {
+	hw  int64
+	seg *segment
+	pos int64
+}
+
+// publish makes data up to st visible to readers and wakes tailing
+// readers. The high watermark only moves forward, unless reset (a reload
+// from disk) says otherwise: a roll publishes the start of the new segment
+// while cycles before it may still be completing.
+func (p *Partition) publish(st *durableState, reset bool) {
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	if cur := p.durable.Load(); !reset && cur != nil && st.hw < cur.hw {
+		return
+	}
+	p.durable.Store(st)
+	close(p.notify)
+	p.notify = make(chan struct{})
+}
+
+// Notify returns a channel closed when new data becomes readable. Take it
+// before the Read that found nothing, then wait on it.
+func (p *Partition) Notify() <-chan struct{} {
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	return p.notify
+}
+
+// Read returns whole batches starting with the one that holds offset, at
+// most maxBytes of them but always at least one, from a single segment. At
+// the high watermark it returns nothing. Batches below offset in the first
+// batch are included, as Kafka does; callers skip them.
+func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
+	p.segMu.RLock()
+	defer p.segMu.RUnlock()
+	st := p.durable.Load()
+	if offset < p.LogStartOffset() || offset > st.hw {
+		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, p.LogStartOffset(), st.hw)
+	}
+	if offset == st.hw {
+		return nil, nil
+	}
+	segs := p.segments
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > offset }) - 1
+	for i = max(i, 0); i < len(segs); i++ {
+		s := segs[i]
+		if s.base >= st.hw {
+			break
+		}
+		limit := st.pos
+		if s != st.seg {
+			limit = s.size // sealed before st was published
+		}
+		pos, err := s.lookup(offset, limit)
+		if err != nil {
+			return nil, p.corruption(err)
+		}
+		if pos < limit {
+			data, err := s.read(pos, limit, maxBytes)
+			if err != nil {
+				return nil, p.corruption(err)
+			}
+			if len(data) > 0 {
+				return data, nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// corruption fills in the topic and partition of a segment's error.
+func (p *Partition) corruption(err error) error {
+	var ce *CorruptionError
+	if errors.As(err, &ce) {
+		ce.Topic, ce.Partition = p.topic.name, p.id
+	}
+	return err
+}
+
+// OffsetForTime returns the first offset whose record timestamp is at or
+// after ts (milliseconds), and false when every record is older.
+func (p *Partition) OffsetForTime(ts int64) (int64, bool, error) {
+	p.segMu.RLock()
+	defer p.segMu.RUnlock()
+	st := p.durable.Load()
+	for _, s := range p.segments {
+		if s.base >= st.hw {
+			break
+		}
+		limit := st.pos
+		if s != st.seg {
+			if s.maxTs < ts {
+				continue
+			}
+			limit = s.size
+		}
+		pos, err := s.lookupTime(ts, limit)
+		if err != nil {
+			return 0, false, p.corruption(err)
+		}
+		for pos < limit {
+			data, err := s.read(pos, limit, 1)
+			if err != nil {
+				return 0, false, p.corruption(err)
+			}
+			_, recs, err := DecodeRecords(data)
+			if err != nil {
+				return 0, false, p.corruption(&CorruptionError{Segment: s.path, Position: pos, Err: err})
+			}
+			for _, r := range recs {
+				if r.Timestamp >= ts && r.Offset >= p.LogStartOffset() {
+					return r.Offset, true, nil
+				}
+			}
+			pos += int64(len(data))
+		}
+	}
+	return 0, false, nil
+}
