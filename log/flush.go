@@ -109,7 +109,7 @@ func (p *Partition) finishJob(job *syncJob) error {
 func (p *Partition) completeCycle(c *cycle, appends int, st *durableState, err error, durableBelow int64) {
 	p.mu.Lock()
 	// Everyone acknowledged now, plus everyone already queued, is likely
-	// to append again soon: the next cycle waits for them (gatherLocked).
+	// to append again soon: the next cycle waits for them (waitLocked).
 	p.gatherTarget = appends + p.queued
 	var failed *cycle
 	if err != nil {
