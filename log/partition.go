@@ -38,7 +38,7 @@ type Partition struct {
 	spareM   []batchMeta
 	flushWG  sync.WaitGroup
 
-	// Group commit state (see gatherLocked), guarded by mu.
+	// Group commit state (see waitLocked), guarded by mu.
 	queued       int           // appends in queue
 	gatherTarget int           // appends the flusher expects before a cycle
 	gatherWake   chan struct{} // closed when queued reaches wakeCount, or the queue overlapBytes
