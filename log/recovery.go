@@ -128,34 +128,6 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 	return s, rep, nil
 }
 
-// index adds index entries for batches written at pos: an offset entry
-// every interval bytes, and with it a time entry when the max timestamp grew.
-func (s *segment) index(metas []batchMeta, pos int64) {
-	interval := s.interval
-	var added []offsetEntry
-	var addedT []timeEntry
-	lastT := s.lastTimeIndexed()
-	for _, m := range metas {
-		rel := uint32(m.base - s.base)
-		if s.indexGap >= interval {
-			added = append(added, offsetEntry{rel: rel, pos: uint32(pos)})
-			s.indexGap = 0
-			if s.maxTs > lastT {
-				addedT = append(addedT, timeEntry{ts: s.maxTs, rel: s.maxTsRel})
-				lastT = s.maxTs
-			}
-		}
-		if m.maxTs > s.maxTs {
-			s.maxTs, s.maxTsRel = m.maxTs, rel
-		}
-		s.indexGap += int64(m.size)
-		pos += int64(m.size)
-	}
-	if len(added) > 0 {
-		s.appendIndex(added, addedT)
-	}
-}
-
 // zeroFrom reports whether the file holds only zeros from pos to end.
 func zeroFrom(r *batchReader, pos, end int64) bool {
 	for pos < end {

@@ -306,6 +306,34 @@ func (s *segment) lastTimeIndexed() int64 {
 	return s.tidx[len(s.tidx)-1].ts
 }
 
+// index adds index entries for batches written at pos: an offset entry
+// every interval bytes, and with it a time entry when the max timestamp grew.
+func (s *segment) index(metas []batchMeta, pos int64) {
+	interval := s.interval
+	var added []offsetEntry
+	var addedT []timeEntry
+	lastT := s.lastTimeIndexed()
+	for _, m := range metas {
+		rel := uint32(m.base - s.base)
+		if s.indexGap >= interval {
+			added = append(added, offsetEntry{rel: rel, pos: uint32(pos)})
+			s.indexGap = 0
+			if s.maxTs > lastT {
+				addedT = append(addedT, timeEntry{ts: s.maxTs, rel: s.maxTsRel})
+				lastT = s.maxTs
+			}
+		}
+		if m.maxTs > s.maxTs {
+			s.maxTs, s.maxTsRel = m.maxTs, rel
+		}
+		s.indexGap += int64(m.size)
+		pos += int64(m.size)
+	}
+	if len(added) > 0 {
+		s.appendIndex(added, addedT)
+	}
+}
+
 // indexFlushEntries is how many new offset index entries accumulate in
 // memory before they are written to the index file. The files are caches,
 // so writing them in bulk costs little after a crash (a longer tail scan)
