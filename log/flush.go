@@ -33,8 +33,9 @@ type syncJob struct {
 
 // flushLoop writes queued batches until the queue is empty. It runs only
 // while there is work: no goroutine sits on an idle partition. With sync:
-// always it pipelines: cycle N+1 is written while cycle N's fsync runs, and
-// N is acknowledged (in order, before N+1) when its fsync returns.
+// always, a small cycle is fsynced right here; a large one (overlapBytes)
+// is fsynced beside the flusher while it writes the next cycle, and is
+// acknowledged (in order, before the next) when its fsync returns.
 func (p *Partition) flushLoop() {
 	defer p.flushWG.Done()
 	var job *syncJob
