@@ -118,7 +118,41 @@ func (p *Partition) compactSegment(s *segment, latest map[string]int64, horizon 
 	if err != nil || !changed {
 		return due, p.corruption(err)
 	}
+	if len(out) == 0 {
+		return due, p.removeEmptySegment(s)
+	}
 	return due, p.replaceSegment(s, out)
+}
+
+// removeEmptySegment deletes a sealed segment that compaction emptied,
+// rather than keeping an empty file whose age nothing records. The
+// offsets it covered are gaps, as compaction leaves inside segments; when
+// it was the first segment, the log start moves past it.
+func (p *Partition) removeEmptySegment(s *segment) error {
+	p.segMu.Lock()
+	found := false
+	for i, seg := range p.segments {
+		if seg == s && i < len(p.segments)-1 {
+			p.segments = append(p.segments[:i:i], p.segments[i+1:]...)
+			found = true
+			break
+		}
+	}
+	if found {
+		if start := p.segments[0].base; start > p.logStart.Load() {
+			p.logStart.Store(start)
+		}
+	}
+	p.segMu.Unlock()
+	if !found {
+		return fmt.Errorf("compact %s: segment vanished during compaction", s.path)
+	}
+	size := s.alloc
+	if err := s.remove(); err != nil {
+		return fmt.Errorf("compact %s: %w", s.path, err)
+	}
+	p.addBytes(-size)
+	return p.l.fs.SyncDir(p.dir)
 }
 
 // replaceSegment swaps a sealed segment's data for data, crash-safely: the

@@ -158,3 +158,38 @@ func TestAppendReadReopen(t *testing.T) {
 		t.Fatalf("read past end: %v", err)
 	}
 }
+
+// TestSegmentAgeSurvivesRestart: a reopened active segment keeps its age
+// (from its first batch's timestamp), so a restart does not postpone the
+// roll by segment_age.
+func TestSegmentAgeSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	clock := newTestClock()
+	cfg := testConfig()
+	cfg.SegmentAge = time.Hour
+	l := openTestLog(t, dir, Options{Now: clock.Now})
+	tp, err := l.CreateTopic("aged", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := tp.Partition(0)
+	if _, err := p.AppendRecords([]Record{rec(0, 1, clock.Now().UnixMilli())}, DefaultBatchOptions); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(59 * time.Minute)
+	l = openTestLog(t, dir, Options{Now: clock.Now})
+	defer l.Close()
+	tp, _ = l.Topic("aged")
+	p, _ = tp.Partition(0)
+	clock.Advance(2 * time.Minute) // 61 minutes after the first batch
+	res, err := p.AppendRecords([]Record{rec(1, 1, clock.Now().UnixMilli())}, DefaultBatchOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.segments); n != 2 || p.segments[1].base != res.BaseOffset {
+		t.Fatalf("after 61 minutes across a restart: %d segments, want a roll at offset %d", n, res.BaseOffset)
+	}
+}

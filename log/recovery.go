@@ -38,9 +38,6 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 		return nil, rep, err
 	}
 	fileSize := fi.Size()
-	if fileSize > 0 {
-		s.created = fi.ModTime()
-	}
 
 	ib, _ := readWhole(fsys, s.indexPath())
 	tb, _ := readWhole(fsys, s.timeIndexPath())
@@ -125,7 +122,27 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 	s.index(metas, start) // the scan started at an indexed batch, or at 0
 	s.flushIndex()
 	s.size = pos
+	s.created = s.rollingSince(fi.ModTime(), now)
 	return s, rep, nil
+}
+
+// rollingSince returns when a reopened active segment started, for rolling
+// by age. The file's time is that of the last write, so, like Kafka, it
+// uses the first batch's timestamp when there is a batch and the timestamp
+// is not in the future; else the file time, at most now.
+func (s *segment) rollingSince(mtime, now time.Time) time.Time {
+	if s.size >= batchHeaderSize {
+		var b [batchHeaderSize]byte
+		if _, err := s.f.ReadAt(b[:], 0); err == nil {
+			if ts := parseBatchHeader(b[:]).MaxTimestamp; ts > 0 && ts <= now.UnixMilli() {
+				return time.UnixMilli(ts)
+			}
+		}
+	}
+	if s.size == 0 || mtime.After(now) {
+		return now
+	}
+	return mtime
 }
 
 // zeroFrom reports whether the file holds only zeros from pos to end.
