@@ -33,6 +33,10 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+# ARMv6/ARMv7 boards are 32-bit: run the suite as a 32-bit program too.
+echo "== go test, 32-bit (GOARCH=386)"
+GOARCH=386 go test -short -count=1 -timeout 10m ./...
+
 # Budgets are execution counts, not durations: Go 1.26's fuzz coordinator
 # can report a spurious "context deadline exceeded" when a -fuzztime
 # duration ends on a loaded machine (golang/go#75804, fixed in Go 1.27).
