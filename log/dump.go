@@ -42,21 +42,16 @@ func Dump(w io.Writer, path string, records bool) error {
 }
 
 func dumpSegment(w io.Writer, path string, records bool) error {
-	f, err := os.Open(path)
+	f, r, size, err := openSegmentFile(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(w, "Dumping %s\n", path)
-	r := batchReader{f: osFile{f}, limit: fi.Size()}
-	for pos := int64(0); pos < fi.Size(); {
+	for pos := int64(0); pos < size; {
 		h, b, err := r.batch(pos)
 		if errors.Is(err, errEndOfData) {
-			fmt.Fprintf(w, "end of data at position %d (%d preallocated bytes follow)\n", pos, fi.Size()-pos)
+			fmt.Fprintf(w, "end of data at position %d (%d preallocated bytes follow)\n", pos, size-pos)
 			return nil
 		}
 		if err != nil {

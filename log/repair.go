@@ -115,17 +115,11 @@ func removeIndexes(logPath string) error {
 // salvage rewrites a damaged segment with every whole, valid batch it
 // holds, in offset order, and replaces it atomically.
 func salvage(path string, base, limit int64, act *RepairAction) error {
-	f, err := os.Open(path)
+	f, r, size, err := openSegmentFile(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := fi.Size()
-	r := batchReader{f: osFile{f}, limit: size}
 
 	tmpPath := path + tmpSuffix
 	out, err := os.OpenFile(tmpPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
@@ -142,7 +136,7 @@ func salvage(path string, base, limit int64, act *RepairAction) error {
 			break
 		}
 		if err != nil || h.BaseOffset < next || h.LastOffset() >= limit {
-			found, fh, ok := findNextBatch(&r, pos+1, size, next, limit)
+			found, fh, ok := findNextBatch(r, pos+1, size, next, limit)
 			if !ok {
 				break
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 // readChunk is how much a batchReader reads at once: enough to cover an
@@ -44,6 +45,21 @@ func (r *batchReader) at(pos int64, n int) ([]byte, error) {
 	}
 	r.buf, r.start = r.buf[:got], pos
 	return r.buf[:n], nil
+}
+
+// openSegmentFile opens a segment file for the offline tools and returns a
+// reader over its whole length. The caller closes the file.
+func openSegmentFile(path string) (*os.File, *batchReader, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, 0, err
+	}
+	return f, &batchReader{f: osFile{f}, limit: fi.Size()}, fi.Size(), nil
 }
 
 // errEndOfData is returned by next at a zero batch length: the start of

@@ -102,17 +102,11 @@ type scannedBatch struct {
 // the end are what an unclean stop or preallocation leave.
 func scanSegment(pd partitionDir, path string, base, limitOffset int64, active bool) (segmentScan, error) {
 	var sc segmentScan
-	f, err := os.Open(path)
+	f, r, size, err := openSegmentFile(path)
 	if err != nil {
 		return sc, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return sc, err
-	}
-	size := fi.Size()
-	r := batchReader{f: osFile{f}, limit: size}
 	prob := func(pos int64, kind string, err error) {
 		sc.problems = append(sc.problems, Problem{Topic: pd.topic, Partition: pd.partition, Path: path, Position: pos, Kind: kind, Err: err})
 	}
@@ -128,7 +122,7 @@ func scanSegment(pd partitionDir, path string, base, limitOffset int64, active b
 		}
 		if err != nil {
 			kind := ProblemCorrupt
-			if active && (errors.Is(err, ErrBatchTruncated) || !validAfter(&r, pos, size, next)) {
+			if active && (errors.Is(err, ErrBatchTruncated) || !validAfter(r, pos, size, next)) {
 				kind = ProblemTornTail
 			}
 			prob(pos, kind, err)
