@@ -293,6 +293,8 @@ func (p *Partition) enqueue(b []byte, done func(AppendResult, error)) (AppendRes
 	p.mu.Unlock()
 	p.l.stats.appendedRecords.Add(int64(h.NumRecords))
 	p.l.stats.appendedBytes.Add(int64(len(b)))
+	p.topic.appendedRecords.Add(int64(h.NumRecords))
+	p.topic.appendedBytes.Add(int64(len(b)))
 	return res, c, nil
 }
 

@@ -24,6 +24,9 @@ type Topic struct {
 	stickyCount int
 
 	dropped atomic.Int64 // records removed past a pin
+
+	appendedRecords atomic.Int64 // records accepted into the queue
+	appendedBytes   atomic.Int64
 }
 
 // Name returns the topic's name.
@@ -77,3 +80,9 @@ func (t *Topic) PartitionFor(key []byte, size int) int32 {
 // DroppedRecords counts records that on_full: drop_oldest removed before
 // a pinned reader (the bridge) had read them.
 func (t *Topic) DroppedRecords() int64 { return t.dropped.Load() }
+
+// Appended returns how many records and batch bytes were accepted for
+// append to this topic since it was opened (the ingest counters).
+func (t *Topic) Appended() (records, bytes int64) {
+	return t.appendedRecords.Load(), t.appendedBytes.Load()
+}

@@ -1,0 +1,212 @@
+// Package config is Spool's configuration: the YAML file `spool serve
+// --config` reads, its defaults, and its validation. Unknown keys are
+// errors that name the key and its line, so a typo never silently falls
+// back to a default.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole appliance configuration.
+type Config struct {
+	// Data is the data directory (meta.db and topics/).
+	Data string `yaml:"data"`
+	// DiskBudget bounds the bytes of all segments; 0 means no bound.
+	DiskBudget Size `yaml:"disk_budget"`
+	// MaintainInterval is how often retention and compaction run.
+	MaintainInterval Duration `yaml:"maintain_interval"`
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT); 0 leaves it unset.
+	MemoryLimit Size `yaml:"memory_limit"`
+
+	Log    LogConfig   `yaml:"log"`
+	MQTT   MQTTConfig  `yaml:"mqtt"`
+	HTTP   HTTPConfig  `yaml:"http"`
+	Auth   AuthConfig  `yaml:"auth"`
+	Topics []TopicSpec `yaml:"topics"`
+	Routes []RouteSpec `yaml:"routes"`
+}
+
+// LogConfig is how Spool writes its own log lines.
+type LogConfig struct {
+	Format string `yaml:"format"` // text or json
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+// MQTTConfig is the embedded MQTT broker.
+type MQTTConfig struct {
+	// Addr is the plain TCP listener; empty disables it.
+	Addr string `yaml:"addr"`
+	// TLS is the TLS listener, off unless its address is set.
+	TLS TLSListener `yaml:"tls"`
+	// WebSocket is the WebSocket listener address (path /mqtt... any path); empty disables it.
+	WebSocket string `yaml:"websocket"`
+
+	// MaxPacketSize bounds one MQTT packet; bigger ones are refused.
+	MaxPacketSize Size `yaml:"max_packet_size"`
+	// MaxClients bounds concurrent connections.
+	MaxClients int `yaml:"max_clients"`
+	// MaxInflight is, per client, how many QoS 1/2 publishes may wait for
+	// their durable append (the MQTT 5 receive maximum we announce), and how
+	// many outbound QoS 1/2 messages may be unacknowledged.
+	MaxInflight int `yaml:"max_inflight"`
+	// MaxKeepalive caps the keepalive a client may ask for.
+	MaxKeepalive Duration `yaml:"max_keepalive"`
+	// SessionExpiry caps how long a disconnected persistent session is kept.
+	SessionExpiry Duration `yaml:"session_expiry"`
+	// Retain turns retained messages on.
+	Retain bool `yaml:"retain"`
+	// MaxQueued bounds the messages buffered for one slow subscriber.
+	MaxQueued int `yaml:"max_queued"`
+}
+
+// TLSListener is a TLS listener and its certificates.
+type TLSListener struct {
+	Addr string `yaml:"addr"`
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ClientCA, when set, requires clients to present a certificate it signed.
+	ClientCA string `yaml:"client_ca"`
+}
+
+// HTTPConfig is the HTTP API and metrics listener.
+type HTTPConfig struct {
+	// Addr is the listen address; empty disables HTTP.
+	Addr string `yaml:"addr"`
+	// Token, when set, is the bearer token the admin and write endpoints require.
+	Token string `yaml:"token"`
+}
+
+// AuthConfig is who may connect and what they may do.
+type AuthConfig struct {
+	// AllowAnonymous lets clients connect without a user name. When it is
+	// not set, anonymous access is allowed only if every listener is bound
+	// to a loopback address.
+	AllowAnonymous *bool `yaml:"allow_anonymous"`
+	// AnonymousACL applies to anonymous clients; empty means full access.
+	AnonymousACL []ACLRule `yaml:"anonymous_acl"`
+	Users        []User    `yaml:"users"`
+}
+
+// User is a named account with a bcrypt password hash (`spool passwd`).
+type User struct {
+	Name         string `yaml:"name"`
+	PasswordHash string `yaml:"password_hash"`
+	// ACL lists what the user may do; an empty list allows everything.
+	ACL []ACLRule `yaml:"acl"`
+}
+
+// ACLRule grants access to the MQTT topics matching Filter.
+type ACLRule struct {
+	Filter string `yaml:"filter"`
+	// Access is read, write or readwrite.
+	Access string `yaml:"access"`
+}
+
+// TopicSpec declares a log topic and its settings. Unset fields keep the
+// log's defaults (log.DefaultTopicConfig).
+type TopicSpec struct {
+	Name            string    `yaml:"name"`
+	Partitions      *int32    `yaml:"partitions"`
+	Sync            *string   `yaml:"sync"`
+	SyncInterval    *Duration `yaml:"sync_interval"`
+	Retention       *Duration `yaml:"retention"`
+	RetentionBytes  *Size     `yaml:"retention_bytes"`
+	SegmentBytes    *Size     `yaml:"segment_bytes"`
+	SegmentAge      *Duration `yaml:"segment_age"`
+	MaxMessageBytes *Size     `yaml:"max_message_bytes"`
+	OnFull          *string   `yaml:"on_full"`
+	CleanupPolicy   *string   `yaml:"cleanup_policy"`
+	DeleteRetention *Duration `yaml:"delete_retention"`
+	TimestampType   *string   `yaml:"timestamp_type"`
+	Preallocate     *bool     `yaml:"preallocate"`
+}
+
+// RouteSpec sends MQTT publishes matching Match to a log topic.
+type RouteSpec struct {
+	// Match is an MQTT topic filter (+ and # wildcards).
+	Match string `yaml:"match"`
+	// Topic is the log topic.
+	Topic string `yaml:"topic"`
+	// Key picks the record key: "topic" (the MQTT topic), "level:N" (the
+	// N-th topic level, from 0), "json:a.b" (a field of a JSON payload),
+	// "client_id", or "none".
+	Key string `yaml:"key"`
+}
+
+// Default is the configuration used without a config file: loopback
+// listeners, data in ./spool-data, and every publish in topic "mqtt".
+func Default() Config {
+	return Config{
+		Data:             "./spool-data",
+		MaintainInterval: Duration(30 * time.Second),
+		Log:              LogConfig{Format: "text", Level: "info"},
+		MQTT: MQTTConfig{
+			Addr:          "127.0.0.1:1883",
+			MaxPacketSize: 1 << 20,
+			MaxClients:    1000,
+			MaxInflight:   256,
+			MaxKeepalive:  Duration(10 * time.Minute),
+			SessionExpiry: Duration(24 * time.Hour),
+			Retain:        true,
+			MaxQueued:     1024,
+		},
+		HTTP: HTTPConfig{Addr: "127.0.0.1:8080"},
+	}
+}
+
+// Load reads and validates a config file over the defaults.
+func Load(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, err
+	}
+	defer f.Close()
+	c, err := Parse(f)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse reads YAML over the defaults. It refuses unknown keys and does
+// not validate; call Validate after applying overrides.
+func Parse(r io.Reader) (Config, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return Config{}, err
+	}
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, cleanYAMLError(err)
+	}
+	// A second document is almost always a mistake (a stray ---).
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return Config{}, errors.New("more than one YAML document")
+	}
+	return c, nil
+}
+
+// cleanYAMLError turns yaml's "field x not found in type config.Config"
+// into "unknown key x", the words a user of the file understands.
+func cleanYAMLError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		msgs = append(msgs, rewordUnknown(m))
+	}
+	return errors.New(joinLines(msgs))
+}

@@ -1,0 +1,169 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Size is a byte count written as 512MiB, 2GB or 1048576.
+type Size int64
+
+// ParseSize reads a size such as 512MiB, 2GB or 1048576. A leading minus
+// is allowed for -1 ("unbounded") where a field says so.
+func ParseSize(s string) (Size, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+	}
+	t := strings.TrimSpace(s)
+	if t == "-1" {
+		return -1, nil
+	}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size such as 512MiB, 2GB or 1048576", s)
+	}
+	return Size(n * mult), nil
+}
+
+// UnmarshalYAML accepts a plain integer or a string with a unit.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: expected a size such as 512MiB", n.Line)
+	}
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %v", n.Line, err)
+	}
+	*s = v
+	return nil
+}
+
+// UnmarshalText lets a Size come from a flag, JSON or an environment variable.
+func (s *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// String formats the size with the largest binary unit that divides it.
+func (s Size) String() string {
+	n := int64(s)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// MarshalText writes the size the way ParseSize reads it.
+func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Duration is a time.Duration that also understands days and weeks (7d,
+// 2w, 1d12h) and -1 or "forever" for "no limit" where a field allows it.
+type Duration time.Duration
+
+// Forever is the Duration written as -1 or "forever".
+const Forever = Duration(-1)
+
+// ParseDuration reads 30s, 15m, 7d, 2w, 1d12h, -1 or forever.
+func ParseDuration(s string) (Duration, error) {
+	t := strings.TrimSpace(s)
+	if t == "-1" || t == "forever" {
+		return Forever, nil
+	}
+	if t == "0" {
+		return 0, nil
+	}
+	var total time.Duration
+	rest := t
+	// Peel whole days and weeks off the front; time.ParseDuration does the rest.
+	for rest != "" {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i == 0 || i == len(rest) || (rest[i] != 'd' && rest[i] != 'w') {
+			break
+		}
+		n, err := strconv.ParseInt(rest[:i], 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a duration such as 30s, 15m or 7d", s)
+		}
+		unit := 24 * time.Hour
+		if rest[i] == 'w' {
+			unit *= 7
+		}
+		total += time.Duration(n) * unit
+		rest = rest[i+1:]
+	}
+	if rest != "" {
+		d, err := time.ParseDuration(rest)
+		if err != nil || d < 0 {
+			return 0, fmt.Errorf("%q is not a duration such as 30s, 15m or 7d", s)
+		}
+		total += d
+	}
+	return Duration(total), nil
+}
+
+// UnmarshalYAML accepts 30s, 7d, -1 and forever.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: expected a duration such as 30s or 7d", n.Line)
+	}
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %v", n.Line, err)
+	}
+	*d = v
+	return nil
+}
+
+// UnmarshalText lets a Duration come from a flag, JSON or an environment variable.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// String formats the duration, using days when it is a whole number of them.
+func (d Duration) String() string {
+	switch {
+	case d < 0:
+		return "forever"
+	case d > 0 && time.Duration(d)%(24*time.Hour) == 0:
+		return strconv.FormatInt(int64(time.Duration(d)/(24*time.Hour)), 10) + "d"
+	}
+	return time.Duration(d).String()
+}
+
+// MarshalText writes the duration the way ParseDuration reads it.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// D returns the duration as a time.Duration (-1 for Forever).
+func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -1,0 +1,229 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	spoollog "github.com/spoolmq/spool/log"
+)
+
+// Validate reports every invalid setting, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Data == "" {
+		bad("data", "must not be empty")
+	}
+	if c.DiskBudget < 0 {
+		bad("disk_budget", "must not be negative")
+	}
+	if c.MaintainInterval <= 0 {
+		bad("maintain_interval", "must be positive")
+	}
+	if c.MemoryLimit < 0 {
+		bad("memory_limit", "must not be negative")
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+
+	m := &c.MQTT
+	for key, addr := range map[string]string{"mqtt.addr": m.Addr, "mqtt.tls.addr": m.TLS.Addr, "mqtt.websocket": m.WebSocket, "http.addr": c.HTTP.Addr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(key, "%q is not host:port", addr)
+		}
+	}
+	if m.TLS.Addr != "" && (m.TLS.Cert == "" || m.TLS.Key == "") {
+		bad("mqtt.tls", "addr is set but cert or key is missing")
+	}
+	if m.MaxPacketSize < 64 || m.MaxPacketSize > 256<<20 {
+		bad("mqtt.max_packet_size", "%v is not between 64B and 256MiB", m.MaxPacketSize)
+	}
+	if m.MaxClients < 1 {
+		bad("mqtt.max_clients", "must be at least 1")
+	}
+	if m.MaxInflight < 1 || m.MaxInflight > 65535 {
+		bad("mqtt.max_inflight", "%d is not between 1 and 65535", m.MaxInflight)
+	}
+	if m.MaxKeepalive <= 0 || m.MaxKeepalive.D().Seconds() > 65535 {
+		bad("mqtt.max_keepalive", "must be between 1s and 65535s")
+	}
+	if m.SessionExpiry < 0 || m.SessionExpiry.D().Seconds() > 1<<32-1 {
+		bad("mqtt.session_expiry", "must be between 0 and 136y")
+	}
+	if m.MaxQueued < 1 {
+		bad("mqtt.max_queued", "must be at least 1")
+	}
+
+	users := map[string]bool{}
+	for i, u := range c.Auth.Users {
+		key := "auth.users[" + strconv.Itoa(i) + "]"
+		switch {
+		case u.Name == "":
+			bad(key+".name", "must not be empty")
+		case users[u.Name]:
+			bad(key+".name", "user %q is listed twice", u.Name)
+		}
+		users[u.Name] = true
+		if !strings.HasPrefix(u.PasswordHash, "$2") {
+			bad(key+".password_hash", "must be a bcrypt hash (make one with `spool passwd`)")
+		}
+		validateACL(key+".acl", u.ACL, bad)
+	}
+	validateACL("auth.anonymous_acl", c.Auth.AnonymousACL, bad)
+
+	topics := map[string]bool{}
+	for i, t := range c.Topics {
+		key := "topics[" + strconv.Itoa(i) + "]"
+		if err := spoollog.ValidateTopicName(t.Name); err != nil {
+			bad(key+".name", "%v", err)
+		} else if topics[t.Name] {
+			bad(key+".name", "topic %q is listed twice", t.Name)
+		}
+		topics[t.Name] = true
+		if _, err := t.TopicConfig(spoollog.DefaultTopicConfig()); err != nil {
+			errs = append(errs, fmt.Errorf("%s.%w", key, err))
+		}
+	}
+	for i, r := range c.Routes {
+		key := "routes[" + strconv.Itoa(i) + "]"
+		if !validFilter(r.Match) {
+			bad(key+".match", "%q is not an MQTT topic filter", r.Match)
+		}
+		if err := spoollog.ValidateTopicName(r.Topic); err != nil {
+			bad(key+".topic", "%v", err)
+		}
+		if _, err := ParseKey(r.Key); err != nil {
+			bad(key+".key", "%v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateACL(key string, rules []ACLRule, bad func(key, format string, args ...any)) {
+	for j, r := range rules {
+		k := key + "[" + strconv.Itoa(j) + "]"
+		if !validFilter(r.Filter) {
+			bad(k+".filter", "%q is not an MQTT topic filter", r.Filter)
+		}
+		if r.Access != "read" && r.Access != "write" && r.Access != "readwrite" {
+			bad(k+".access", "%q is not read, write or readwrite", r.Access)
+		}
+	}
+}
+
+// validFilter checks MQTT filter syntax: + fills a whole level, # is last.
+func validFilter(f string) bool {
+	if f == "" {
+		return false
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
+			return false
+		}
+		if strings.Contains(l, "+") && l != "+" {
+			return false
+		}
+	}
+	return true
+}
+
+// AnonymousAllowed resolves auth.allow_anonymous: when it is not set,
+// anonymous clients are allowed only if no listener leaves the host.
+func (c *Config) AnonymousAllowed() bool {
+	if c.Auth.AllowAnonymous != nil {
+		return *c.Auth.AllowAnonymous
+	}
+	return c.LoopbackOnly()
+}
+
+// LoopbackOnly reports whether every listener is bound to a loopback address.
+func (c *Config) LoopbackOnly() bool {
+	for _, addr := range []string{c.MQTT.Addr, c.MQTT.TLS.Addr, c.MQTT.WebSocket, c.HTTP.Addr} {
+		if addr != "" && !isLoopback(addr) {
+			return false
+		}
+	}
+	return true
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// TopicConfig applies the spec's settings over base.
+func (t TopicSpec) TopicConfig(base spoollog.TopicConfig) (spoollog.TopicConfig, error) {
+	c := base
+	if t.Partitions != nil {
+		c.Partitions = *t.Partitions
+	}
+	if t.Sync != nil {
+		c.Sync = spoollog.SyncPolicy(*t.Sync)
+	}
+	if t.SyncInterval != nil {
+		c.SyncInterval = t.SyncInterval.D()
+	}
+	if t.Retention != nil {
+		c.Retention = t.Retention.D()
+	}
+	if t.RetentionBytes != nil {
+		c.RetentionBytes = int64(*t.RetentionBytes)
+	}
+	if t.SegmentBytes != nil {
+		c.SegmentBytes = int64(*t.SegmentBytes)
+	}
+	if t.SegmentAge != nil {
+		c.SegmentAge = t.SegmentAge.D()
+	}
+	if t.MaxMessageBytes != nil {
+		if *t.MaxMessageBytes > 1<<30 {
+			return c, fmt.Errorf("max_message_bytes: %v is above 1GiB", *t.MaxMessageBytes)
+		}
+		c.MaxMessageBytes = int32(*t.MaxMessageBytes)
+	}
+	if t.OnFull != nil {
+		c.OnFull = spoollog.OnFull(*t.OnFull)
+	}
+	if t.CleanupPolicy != nil {
+		c.CleanupPolicy = spoollog.CleanupPolicy(*t.CleanupPolicy)
+	}
+	if t.DeleteRetention != nil {
+		c.DeleteRetention = t.DeleteRetention.D()
+	}
+	if t.TimestampType != nil {
+		switch *t.TimestampType {
+		case "create_time", "CreateTime":
+			c.TimestampType = spoollog.CreateTime
+		case "log_append_time", "LogAppendTime":
+			c.TimestampType = spoollog.LogAppendTime
+		default:
+			return c, fmt.Errorf("timestamp_type: %q is not create_time or log_append_time", *t.TimestampType)
+		}
+	}
+	if t.Preallocate != nil {
+		c.Preallocate = *t.Preallocate
+	}
+	return c, c.Validate()
+}
