@@ -1,77 +1,160 @@
-// Package edge is the appliance: it wires the commit log to the listeners
-// (MQTT, Kafka, HTTP) and runs them under one context. Today it runs the
-// log and its housekeeping; the listeners come with the next issues.
+// Package edge is the appliance: it opens the commit log, declares the
+// configured topics, and runs the listeners (MQTT, HTTP) under one
+// context, shutting them down in the order that loses nothing.
 package edge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
+	"github.com/spoolmq/spool/edge/config"
+	"github.com/spoolmq/spool/edge/mqtt"
 	spoollog "github.com/spoolmq/spool/log"
 )
 
-// Config is the appliance's configuration.
-type Config struct {
-	// DataDir holds meta.db and the topics.
-	DataDir string
-	// DiskBudget bounds the bytes of all segments; 0 means no bound.
-	DiskBudget int64
-	// MaintainInterval is how often retention, compaction and recovery run.
-	MaintainInterval time.Duration
-}
-
-// DefaultConfig returns the configuration used when nothing is said.
-func DefaultConfig() Config {
-	return Config{DataDir: "./spool-data", MaintainInterval: 30 * time.Second}
-}
-
-// Validate reports the first invalid field.
-func (c Config) Validate() error {
-	switch {
-	case c.DataDir == "":
-		return fmt.Errorf("data: must not be empty")
-	case c.DiskBudget < 0:
-		return fmt.Errorf("disk_budget: must not be negative")
-	case c.MaintainInterval <= 0:
-		return fmt.Errorf("maintain_interval: must be positive")
-	}
-	return nil
-}
-
 // Server is a running appliance.
 type Server struct {
-	cfg Config
-	lg  *slog.Logger
-	log *spoollog.Log
+	cfg    config.Config
+	lg     *slog.Logger
+	log    *spoollog.Log
+	broker *mqtt.Broker
 }
 
-// Open opens the data directory, recovering every partition.
-func Open(cfg Config, lg *slog.Logger) (*Server, error) {
+// Open validates the configuration, opens the data directory (recovering
+// every partition), declares the configured topics and builds the
+// listeners. Nothing listens until Run.
+func Open(cfg config.Config, lg *slog.Logger) (s *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	l, err := spoollog.Open(cfg.DataDir, spoollog.Options{Logger: lg.With("component", "log"), DiskBudget: cfg.DiskBudget})
+	l, err := spoollog.Open(cfg.Data, spoollog.Options{Logger: lg.With("component", "log"), DiskBudget: int64(cfg.DiskBudget)})
 	if err != nil {
 		return nil, err
 	}
-	lg.Info("log opened", "data", cfg.DataDir, "topics", len(l.Topics()), "bytes", l.UsedBytes(), "took", time.Since(start).Round(time.Millisecond))
-	return &Server{cfg: cfg, lg: lg, log: l}, nil
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	lg.Info("log opened", "data", cfg.Data, "topics", len(l.Topics()), "bytes", l.UsedBytes(), "took", time.Since(start).Round(time.Millisecond))
+	if err := declareTopics(l, cfg, lg); err != nil {
+		return nil, err
+	}
+	s = &Server{cfg: cfg, lg: lg, log: l}
+	if cfg.MQTT.Addr != "" || cfg.MQTT.TLS.Addr != "" || cfg.MQTT.WebSocket != "" {
+		s.broker, err = mqtt.New(mqtt.Options{
+			MQTT:           cfg.MQTT,
+			Auth:           cfg.Auth,
+			AllowAnonymous: cfg.AnonymousAllowed(),
+			Routes:         cfg.Routes,
+			Log:            l,
+			Logger:         lg.With("component", "mqtt"),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// declareTopics creates the configured topics, applies changed settings
+// to existing ones, and creates the topics routes name that the config
+// does not (with the defaults).
+func declareTopics(l *spoollog.Log, cfg config.Config, lg *slog.Logger) error {
+	for i, spec := range cfg.Topics {
+		t, err := l.Topic(spec.Name)
+		if errors.Is(err, spoollog.ErrUnknownTopic) {
+			tc, err := spec.TopicConfig(spoollog.DefaultTopicConfig())
+			if err != nil {
+				return fmt.Errorf("topics[%d]: %w", i, err)
+			}
+			if _, err := l.CreateTopic(spec.Name, tc); err != nil {
+				return fmt.Errorf("topics[%d]: %w", i, err)
+			}
+			lg.Info("topic created", "topic", spec.Name, "partitions", tc.Partitions, "sync", tc.Sync)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		old := t.Config()
+		tc, err := spec.TopicConfig(old)
+		if err != nil {
+			return fmt.Errorf("topics[%d]: %w", i, err)
+		}
+		if !reflect.DeepEqual(old, tc) {
+			if err := l.AlterTopic(spec.Name, tc); err != nil {
+				return fmt.Errorf("topics[%d]: %w", i, err)
+			}
+			lg.Info("topic settings changed by the config", "topic", spec.Name)
+		}
+	}
+	routed := []string{}
+	for _, r := range cfg.Routes {
+		routed = append(routed, r.Topic)
+	}
+	if len(cfg.Routes) == 0 && (cfg.MQTT.Addr != "" || cfg.MQTT.TLS.Addr != "" || cfg.MQTT.WebSocket != "") {
+		routed = append(routed, mqtt.DefaultTopic)
+	}
+	for _, name := range routed {
+		if _, err := l.Topic(name); errors.Is(err, spoollog.ErrUnknownTopic) {
+			if _, err := l.CreateTopic(name, spoollog.DefaultTopicConfig()); err != nil && !errors.Is(err, spoollog.ErrTopicExists) {
+				return err
+			}
+			lg.Info("topic created for MQTT", "topic", name)
+		}
+	}
+	return nil
 }
 
 // Log returns the commit log.
 func (s *Server) Log() *spoollog.Log { return s.log }
 
-// Run serves until ctx ends, then flushes and closes the log. The error is
-// the first failure, including an fsync error surfaced by Close.
-func (s *Server) Run(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- s.log.Run(ctx, s.cfg.MaintainInterval) }()
-	<-ctx.Done()
-	err := <-done
-	s.lg.Info("shutting down: flushing the log")
+// Broker returns the MQTT broker, or nil when no MQTT listener is configured.
+func (s *Server) Broker() *mqtt.Broker { return s.broker }
+
+// Run starts the listeners and serves until ctx ends. It then stops
+// taking new work, lets publishes in flight reach the log, and flushes
+// and closes the log. The error is the first failure, including an fsync
+// error surfaced by Close.
+func (s *Server) Run(ctx context.Context, ready func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	maint := make(chan error, 1)
+	go func() { maint <- s.log.Run(ctx, s.cfg.MaintainInterval.D()) }()
+
+	var err error
+	if s.broker != nil {
+		if err = s.broker.Start(s.cfg.MQTT); err == nil {
+			for _, id := range []string{"tcp", "tls", "ws"} {
+				if a := s.broker.Addr(id); a != nil {
+					s.lg.Info("mqtt listening", "listener", id, "addr", a.String())
+				}
+			}
+		}
+	}
+	if err == nil {
+		if ready != nil {
+			ready()
+		}
+		<-ctx.Done()
+	}
+	cancel()
+	s.lg.Info("shutting down")
+	if s.broker != nil {
+		if berr := s.broker.Close(); berr != nil && err == nil {
+			err = berr
+		}
+	}
+	if merr := <-maint; merr != nil && err == nil {
+		err = merr
+	}
+	s.lg.Info("flushing the log")
 	if cerr := s.log.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

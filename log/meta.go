@@ -618,3 +618,56 @@ func metaDropIfEmpty(parent *bbolt.Bucket, name []byte) error {
 	}
 	return parent.DeleteBucket(name)
 }
+
+// CursorChange is one put or delete for ApplyCursors.
+type CursorChange struct {
+	NS, Key string
+	Value   []byte // ignored when Delete
+	Delete  bool
+}
+
+// ApplyCursors applies puts and deletes across namespaces in one
+// transaction (one fsync): either all of them happen or, on error, none.
+// Write-behind stores (MQTT sessions) batch their changes through it.
+func (m *Meta) ApplyCursors(changes []CursorChange) error {
+	for _, c := range changes {
+		if err := metaCheckCursor(c.NS, c.Key); err != nil {
+			return fmt.Errorf("meta: apply cursors: %w", err)
+		}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	err := m.db.Update(func(tx *bbolt.Tx) error {
+		cursors := tx.Bucket(metaBucketCursors)
+		touched := map[string]bool{}
+		for _, c := range changes {
+			if c.Delete {
+				if b := cursors.Bucket([]byte(c.NS)); b != nil {
+					if err := b.Delete([]byte(c.Key)); err != nil {
+						return fmt.Errorf("namespace %q key %q: %w", c.NS, c.Key, err)
+					}
+					touched[c.NS] = true
+				}
+				continue
+			}
+			b, err := cursors.CreateBucketIfNotExists([]byte(c.NS))
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(c.Key), c.Value); err != nil {
+				return fmt.Errorf("namespace %q key %q: %w", c.NS, c.Key, err)
+			}
+		}
+		for ns := range touched {
+			if err := metaDropIfEmpty(cursors, []byte(ns)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("meta: apply cursors: %w", err)
+	}
+	return nil
+}

@@ -658,3 +658,33 @@ func TestMetaCursorsRefuseBadInput(t *testing.T) {
 		t.Error("Cursors with an empty namespace succeeded")
 	}
 }
+
+func TestMetaApplyCursors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	m := openTestMeta(t, path)
+	if err := m.PutCursor("a", "gone", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	err := m.ApplyCursors([]CursorChange{
+		{NS: "a", Key: "k1", Value: []byte("v1")},
+		{NS: "b", Key: "k2", Value: []byte("v2")},
+		{NS: "a", Key: "gone", Delete: true},
+		{NS: "missing", Key: "x", Delete: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = reopenTestMeta(t, m, path)
+	a, _ := m.Cursors("a")
+	b, _ := m.Cursors("b")
+	if len(a) != 1 || string(a["k1"]) != "v1" || len(b) != 1 || string(b["k2"]) != "v2" {
+		t.Fatalf("after ApplyCursors: a=%q b=%q", a, b)
+	}
+	// A bad change refuses the whole set.
+	if err := m.ApplyCursors([]CursorChange{{NS: "a", Key: "k3", Value: []byte("v")}, {NS: "", Key: "k"}}); err == nil {
+		t.Fatal("ApplyCursors with an empty namespace succeeded")
+	}
+	if _, ok, _ := m.GetCursor("a", "k3"); ok {
+		t.Fatal("a refused ApplyCursors stored part of its changes")
+	}
+}

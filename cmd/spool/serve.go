@@ -2,33 +2,71 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spoolmq/spool/edge"
+	"github.com/spoolmq/spool/edge/config"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg := edge.DefaultConfig()
 	fs := newFlagSet("spool serve", stderr)
-	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory")
-	budget := fs.String("disk-budget", "0", "bound on the bytes of all segments, e.g. 2GiB (0: none)")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	cfgPath := fs.String("config", "", "YAML config file (default: none, built-in defaults)")
+	data := fs.String("data", "", "data directory (overrides data:; default ./spool-data)")
+	mqttAddr := fs.String("mqtt-addr", "", "MQTT TCP listen address (overrides mqtt.addr; default 127.0.0.1:1883; \"off\" disables)")
+	httpAddr := fs.String("http-addr", "", "HTTP listen address (overrides http.addr; default 127.0.0.1:8080; \"off\" disables)")
+	budget := fs.String("disk-budget", "", "bound on the bytes of all segments, e.g. 2GiB (overrides disk_budget; 0: none)")
+	logFormat := fs.String("log-format", "", "log format: text or json (overrides log.format)")
+	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (overrides log.level)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	var err error
-	if cfg.DiskBudget, err = parseBytes(*budget); err != nil {
-		return fail(stderr, "--disk-budget: %v", err)
+	cfg := config.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return fail(stderr, "%v", err)
+		}
 	}
-	lg, err := newLogger(stderr, *logFormat, *logLevel)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["data"] {
+		cfg.Data = *data
+	}
+	if set["mqtt-addr"] {
+		cfg.MQTT.Addr = offEmpty(*mqttAddr)
+	}
+	if set["http-addr"] {
+		cfg.HTTP.Addr = offEmpty(*httpAddr)
+	}
+	if set["disk-budget"] {
+		n, err := config.ParseSize(*budget)
+		if err != nil {
+			return fail(stderr, "--disk-budget: %v", err)
+		}
+		cfg.DiskBudget = n
+	}
+	if set["log-format"] {
+		cfg.Log.Format = *logFormat
+	}
+	if set["log-level"] {
+		cfg.Log.Level = *logLevel
+	}
+	if err := cfg.Validate(); err != nil {
+		return fail(stderr, "invalid configuration:\n%v", err)
+	}
+	lg, err := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
 	if err != nil {
 		return fail(stderr, "%v", err)
+	}
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
 	}
 
 	ctx, stop := signalContext(ctx, lg)
@@ -37,12 +75,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	lg.Info("spool serving", "version", version, "data", cfg.DataDir)
-	if err := srv.Run(ctx); err != nil {
+	err = srv.Run(ctx, func() { lg.Info("spool serving", "version", version, "data", cfg.Data) })
+	if err != nil {
 		return fail(stderr, "%v", err)
 	}
 	lg.Info("spool stopped")
 	return 0
+}
+
+// offEmpty lets a flag disable a listener with "off".
+func offEmpty(s string) string {
+	if s == "off" {
+		return ""
+	}
+	return s
 }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM, so that the

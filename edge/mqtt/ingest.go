@@ -1,0 +1,161 @@
+package mqtt
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	spoollog "github.com/spoolmq/spool/log"
+)
+
+// ingestHook turns publishes into log appends and takes acknowledgement
+// away from mochi (see clientQueue).
+type ingestHook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+func (h *ingestHook) ID() string { return "spool-ingest" }
+
+func (h *ingestHook) Provides(b byte) bool {
+	return b == mqtt.OnPublish || b == mqtt.OnDisconnect || b == mqtt.OnConnect
+}
+
+// OnConnect caps the keepalive a client asks for. MQTT 5 clients are told
+// the server keepalive; MQTT 3.1.1 has no way to say it.
+func (h *ingestHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	max := h.b.maxKeepalive
+	if cl.Properties.ProtocolVersion == 5 && (cl.State.Keepalive == 0 || cl.State.Keepalive > max) {
+		cl.State.Keepalive = max
+		cl.State.ServerKeepalive = true
+	}
+	return nil
+}
+
+// OnPublish queues the publish for a durable append and returns
+// ErrRejectPacket so that mochi neither acknowledges nor delivers it: the
+// queue does both once the log has it. Publishes that match no route are
+// queued too, so that a connection's acknowledgements stay in order.
+func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	b := h.b
+	if cl == b.inline {
+		return pk, nil // our own redelivery: let mochi deliver it
+	}
+	b.stats.received.Add(1)
+	q := b.queue(cl)
+	p := q.push(pk)
+
+	rt := b.router.match(pk.TopicName)
+	if rt == nil {
+		b.stats.unrouted.Add(1)
+		q.complete(p, nil)
+		return pk, packets.ErrRejectPacket
+	}
+	key, ok := rt.recordKey(&pk, cl.ID)
+	if !ok {
+		b.stats.keyMissing.Add(1)
+	}
+	buf := encodeBufs.Get().(*[]byte)
+	enc, err := appendRecord((*buf)[:0], &pk, key, time.Now().UnixMilli())
+	if err == nil {
+		var part *spoollog.Partition
+		part, err = rt.topic.Partition(rt.topic.PartitionFor(key, len(enc)))
+		if err == nil {
+			// AppendAsync copies enc into the partition's queue.
+			err = part.AppendAsync(enc, func(_ spoollog.AppendResult, err error) { q.complete(p, err) })
+		}
+	}
+	if cap(enc) <= 64<<10 { // do not pin a rare huge buffer in the pool
+		*buf = enc[:0]
+		encodeBufs.Put(buf)
+	}
+	if err != nil {
+		q.complete(p, err)
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// OnDisconnect forgets the connection's queue; publishes still waiting
+// for the log keep their own reference and finish against the closed
+// connection (the client resends whatever it did not see acknowledged).
+func (h *ingestHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.b.queues.Delete(cl)
+	h.b.countDisconnect(err)
+}
+
+// finish acknowledges and delivers one publish whose append completed.
+func (b *Broker) finish(cl *mqtt.Client, p *pending) {
+	pk := &p.pk
+	if p.err != nil {
+		b.reject(cl, pk, p.err)
+		return
+	}
+	switch pk.FixedHeader.Qos {
+	case 1:
+		_ = cl.WritePacket(ackPacket(packets.Puback, pk.PacketID, packets.CodeSuccess))
+	case 2:
+		// The PUBREC stays inflight until PUBREL; mochi completes the flow.
+		ack := ackPacket(packets.Pubrec, pk.PacketID, packets.CodeSuccess)
+		if cl.State.Inflight.Set(ack) {
+			b.sessions.OnQosPublish(cl, ack, ack.Created, 0)
+		}
+		_ = cl.WritePacket(ack)
+	}
+	b.deliver(*pk)
+}
+
+// deliver hands a stored publish back to mochi through our inline client,
+// which delivers it to subscribers and keeps it if it is retained.
+func (b *Broker) deliver(pk packets.Packet) {
+	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
+	if err := b.server.InjectPacket(b.inline, pk); err != nil {
+		b.lg.Warn("delivering a stored publish failed", "topic", pk.TopicName, "error", err)
+	}
+}
+
+// reject refuses a publish the log did not store. MQTT 5 gets a negative
+// acknowledgement with a reason code; MQTT 3.1.1 has no way to say no, so
+// the connection is closed: the client keeps the message and resends it.
+// QoS 0 has no acknowledgement: the drop is counted and logged.
+func (b *Broker) reject(cl *mqtt.Client, pk *packets.Packet, err error) {
+	code := packets.ErrUnspecifiedError
+	reason := "error"
+	switch {
+	case errors.Is(err, spoollog.ErrFull):
+		code, reason = packets.ErrQuotaExceeded, "full"
+	case errors.Is(err, spoollog.ErrTooLarge):
+		code, reason = packets.ErrPacketTooLarge, "too_large"
+	}
+	b.stats.rejected(reason)
+	b.lg.Warn("publish not stored", "client", cl.ID, "topic", pk.TopicName, "qos", pk.FixedHeader.Qos, "error", err)
+	if pk.FixedHeader.Qos == 0 {
+		b.stats.droppedQoS0.Add(1)
+		return
+	}
+	if cl.Properties.ProtocolVersion < 5 {
+		cl.Stop(code)
+		return
+	}
+	typ := byte(packets.Puback)
+	if pk.FixedHeader.Qos == 2 {
+		typ = packets.Pubrec
+	}
+	ack := ackPacket(typ, pk.PacketID, code)
+	ack.Properties.ReasonString = err.Error()
+	_ = cl.WritePacket(ack)
+}
+
+func ackPacket(typ byte, id uint16, code packets.Code) packets.Packet {
+	now := time.Now().Unix()
+	return packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: typ},
+		PacketID:    id,
+		ReasonCode:  code.Code,
+		Created:     now,
+		Expiry:      now + 24*3600,
+	}
+}

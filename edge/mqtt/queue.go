@@ -1,0 +1,96 @@
+package mqtt
+
+import (
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// A clientQueue holds one connection's publishes between their arrival and
+// their acknowledgement. mochi acknowledges a publish when OnPublish
+// returns, which would cost one fsync per message on a pipelining
+// connection. Instead OnPublish queues the append and returns at once;
+// appends from many connections share fsyncs (the log's group commit),
+// and as they complete the queue acknowledges and delivers them in the
+// order they arrived, as MQTT requires (4.6), from its own goroutine.
+type clientQueue struct {
+	b  *Broker
+	cl *mqtt.Client
+	// slots bounds the publishes waiting for the log (the receive maximum):
+	// OnPublish blocks when it is full, which stops reading the socket.
+	slots chan struct{}
+
+	mu       sync.Mutex
+	items    []*pending // in arrival order
+	draining bool       // a drain goroutine is running
+}
+
+// pending is one publish waiting for its durable append.
+type pending struct {
+	pk   packets.Packet
+	done bool
+	err  error // the append's error; nil when stored (or not routed)
+}
+
+func newClientQueue(b *Broker, cl *mqtt.Client, slots int) *clientQueue {
+	return &clientQueue{b: b, cl: cl, slots: make(chan struct{}, slots)}
+}
+
+// push reserves a slot and queues pk. It blocks while the queue is full.
+func (q *clientQueue) push(pk packets.Packet) *pending {
+	q.slots <- struct{}{}
+	p := &pending{pk: pk}
+	q.b.pendingWG.Add(1)
+	q.mu.Lock()
+	q.items = append(q.items, p)
+	q.mu.Unlock()
+	return p
+}
+
+// complete records p's outcome. It is called from the log's flusher, so it
+// never blocks: acknowledgements are written by a drain goroutine.
+func (q *clientQueue) complete(p *pending, err error) {
+	q.mu.Lock()
+	p.done, p.err = true, err
+	start := !q.draining && q.items[0].done
+	if start {
+		q.draining = true
+	}
+	q.mu.Unlock()
+	if start {
+		go q.drain()
+	}
+}
+
+// drain finishes the completed publishes at the head of the queue, in
+// order, until it meets one still waiting for the log.
+func (q *clientQueue) drain() {
+	var batch []*pending
+	for {
+		q.mu.Lock()
+		n := 0
+		for n < len(q.items) && q.items[n].done {
+			n++
+		}
+		if n == 0 {
+			q.draining = false
+			q.mu.Unlock()
+			return
+		}
+		batch = append(batch[:0], q.items[:n]...)
+		// Shift rather than reslice so the backing array does not grow
+		// without bound on a long-lived connection.
+		m := copy(q.items, q.items[n:])
+		clear(q.items[m:])
+		q.items = q.items[:m]
+		q.mu.Unlock()
+
+		for _, p := range batch {
+			q.b.finish(q.cl, p)
+			<-q.slots
+			q.b.pendingWG.Done()
+		}
+		clear(batch)
+	}
+}

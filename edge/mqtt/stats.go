@@ -1,0 +1,87 @@
+package mqtt
+
+import (
+	"errors"
+	"io"
+	"sync/atomic"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Stats are the broker's counters.
+type Stats struct {
+	Received    int64 // publishes from clients
+	Unrouted    int64 // publishes matching no route: delivered live, not stored
+	KeyMissing  int64 // routed publishes stored without a key (level or JSON field missing)
+	DroppedQoS0 int64 // QoS 0 publishes the log refused (no way to tell the client)
+	// Rejected counts publishes the log refused, by reason: full,
+	// too_large, error.
+	Rejected map[string]int64
+	// Disconnects counts connections closed by an error, by cause:
+	// malformed, too_large, protocol, auth, io.
+	Disconnects     map[string]int64
+	AuthFailures    int64
+	ACLDenied       int64
+	SessionWriteErr int64
+	Clients         int64 // connected now
+}
+
+type counters struct {
+	received, unrouted, keyMissing, droppedQoS0 atomic.Int64
+	rejFull, rejTooLarge, rejError              atomic.Int64
+	discMalformed, discTooLarge, discProtocol   atomic.Int64
+	discIO                                      atomic.Int64
+}
+
+func (c *counters) rejected(reason string) {
+	switch reason {
+	case "full":
+		c.rejFull.Add(1)
+	case "too_large":
+		c.rejTooLarge.Add(1)
+	default:
+		c.rejError.Add(1)
+	}
+}
+
+// countDisconnect classifies why mochi closed a connection.
+func (b *Broker) countDisconnect(err error) {
+	var code packets.Code
+	switch {
+	case err == nil, errors.Is(err, packets.ErrServerShuttingDown), errors.Is(err, packets.ErrSessionTakenOver),
+		errors.Is(err, packets.CodeDisconnect):
+		return
+	case errors.Is(err, packets.ErrPacketTooLarge):
+		b.stats.discTooLarge.Add(1)
+	case errors.As(err, &code) && code.Code == packets.ErrMalformedPacket.Code:
+		b.stats.discMalformed.Add(1)
+	case errors.As(err, &code) && code.Code == packets.ErrProtocolViolation.Code:
+		b.stats.discProtocol.Add(1)
+	case errors.Is(err, io.EOF):
+		return // the client went away without DISCONNECT: normal for devices
+	default:
+		b.stats.discIO.Add(1)
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (b *Broker) Stats() Stats {
+	c := &b.stats
+	return Stats{
+		Received:    c.received.Load(),
+		Unrouted:    c.unrouted.Load(),
+		KeyMissing:  c.keyMissing.Load(),
+		DroppedQoS0: c.droppedQoS0.Load(),
+		Rejected: map[string]int64{
+			"full": c.rejFull.Load(), "too_large": c.rejTooLarge.Load(), "error": c.rejError.Load(),
+		},
+		Disconnects: map[string]int64{
+			"malformed": c.discMalformed.Load(), "too_large": c.discTooLarge.Load(),
+			"protocol": c.discProtocol.Load(), "io": c.discIO.Load(),
+		},
+		AuthFailures:    b.auth.failures.Load(),
+		ACLDenied:       b.auth.denied.Load(),
+		SessionWriteErr: b.sessions.writeErrs.Load(),
+		Clients:         atomic.LoadInt64(&b.server.Info.ClientsConnected),
+	}
+}
