@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spoolmq/spool/edge"
@@ -24,6 +25,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	budget := fs.String("disk-budget", "", "bound on the bytes of all segments, e.g. 2GiB (overrides disk_budget; 0: none)")
 	logFormat := fs.String("log-format", "", "log format: text or json (overrides log.format)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (overrides log.level)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the process stops (for benchmarks)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -67,6 +69,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fail(stderr, "--cpuprofile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(stderr, "--cpuprofile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	ctx, stop := signalContext(ctx, lg)

@@ -189,9 +189,11 @@ func Parse(r io.Reader) (Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, cleanYAMLError(err)
 	}
-	// A second document is almost always a mistake (a stray ---).
+	// A second document is almost always a mistake (a stray ---). Anything
+	// after the first document, even text that does not parse, is refused:
+	// it is not read, so it must not look as if it were.
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return Config{}, errors.New("more than one YAML document")
 	}
 	return c, nil

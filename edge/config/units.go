@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +88,9 @@ type Duration time.Duration
 // Forever is the Duration written as -1 or "forever".
 const Forever = Duration(-1)
 
-// ParseDuration reads 30s, 15m, 7d, 2w, 1d12h, -1 or forever.
+// ParseDuration reads 30s, 15m, 7d, 2w, 1d12h, -1 or forever. The empty
+// string is not a duration, and neither is anything above 106751d (the
+// largest time.Duration): it would wrap around instead of meaning "long".
 func ParseDuration(s string) (Duration, error) {
 	t := strings.TrimSpace(s)
 	if t == "-1" || t == "forever" {
@@ -95,6 +98,11 @@ func ParseDuration(s string) (Duration, error) {
 	}
 	if t == "0" {
 		return 0, nil
+	}
+	invalid := fmt.Errorf("%q is not a duration such as 30s, 15m or 7d", s)
+	tooLong := fmt.Errorf("%q is longer than 106751d, the longest duration", s)
+	if t == "" {
+		return 0, invalid
 	}
 	var total time.Duration
 	rest := t
@@ -107,21 +115,24 @@ func ParseDuration(s string) (Duration, error) {
 		if i == 0 || i == len(rest) || (rest[i] != 'd' && rest[i] != 'w') {
 			break
 		}
-		n, err := strconv.ParseInt(rest[:i], 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration such as 30s, 15m or 7d", s)
-		}
 		unit := 24 * time.Hour
 		if rest[i] == 'w' {
 			unit *= 7
+		}
+		n, err := strconv.ParseInt(rest[:i], 10, 64)
+		if err != nil || n > int64(math.MaxInt64/unit) || time.Duration(n)*unit > math.MaxInt64-total {
+			return 0, tooLong
 		}
 		total += time.Duration(n) * unit
 		rest = rest[i+1:]
 	}
 	if rest != "" {
 		d, err := time.ParseDuration(rest)
-		if err != nil || d < 0 {
-			return 0, fmt.Errorf("%q is not a duration such as 30s, 15m or 7d", s)
+		switch {
+		case err != nil || d < 0:
+			return 0, invalid
+		case d > math.MaxInt64-total:
+			return 0, tooLong
 		}
 		total += d
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	spoollog "github.com/spoolmq/spool/log"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Validate reports every invalid setting, each naming its key.
@@ -38,12 +39,14 @@ func (c *Config) Validate() error {
 	}
 
 	m := &c.MQTT
-	for key, addr := range map[string]string{"mqtt.addr": m.Addr, "mqtt.tls.addr": m.TLS.Addr, "mqtt.websocket": m.WebSocket, "http.addr": c.HTTP.Addr} {
-		if addr == "" {
+	for _, l := range []struct{ key, addr string }{
+		{"mqtt.addr", m.Addr}, {"mqtt.tls.addr", m.TLS.Addr}, {"mqtt.websocket", m.WebSocket}, {"http.addr", c.HTTP.Addr},
+	} {
+		if l.addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(key, "%q is not host:port", addr)
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			bad(l.key, "%q is not host:port", l.addr)
 		}
 	}
 	if m.TLS.Addr != "" && (m.TLS.Cert == "" || m.TLS.Key == "") {
@@ -78,7 +81,10 @@ func (c *Config) Validate() error {
 			bad(key+".name", "user %q is listed twice", u.Name)
 		}
 		users[u.Name] = true
-		if !strings.HasPrefix(u.PasswordHash, "$2") {
+		// bcrypt.Cost parses the hash's version, cost and length, so a
+		// truncated or mangled hash, which no password would ever match, is
+		// reported here rather than as failed logins.
+		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil || !strings.HasPrefix(u.PasswordHash, "$2") {
 			bad(key+".password_hash", "must be a bcrypt hash (make one with `spool passwd`)")
 		}
 		validateACL(key+".acl", u.ACL, bad)

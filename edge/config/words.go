@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+var unknownField = regexp.MustCompile(`^line (\d+): field (.+) not found in type \S+$`)
 
 // rewordUnknown rewrites yaml's unknown-field message to name the key.
 func rewordUnknown(m string) string {

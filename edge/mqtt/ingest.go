@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"time"
@@ -87,25 +88,61 @@ func (h *ingestHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.b.countDisconnect(err)
 }
 
-// finish acknowledges and delivers one publish whose append completed.
-func (b *Broker) finish(cl *mqtt.Client, p *pending) {
+// settle decides one completed publish: it appends its acknowledgement
+// (positive, or negative for MQTT 5) to acks and reports whether it is to
+// be delivered. A refused MQTT 3.1.1 QoS 1/2 publish closes the connection.
+func (b *Broker) settle(cl *mqtt.Client, p *pending, acks []byte) ([]byte, bool) {
 	pk := &p.pk
 	if p.err != nil {
-		b.reject(cl, pk, p.err)
-		return
+		return b.reject(cl, pk, p.err, acks), false
 	}
 	switch pk.FixedHeader.Qos {
 	case 1:
-		_ = cl.WritePacket(ackPacket(packets.Puback, pk.PacketID, packets.CodeSuccess))
+		acks = encodeAck(cl, acks, ackPacket(packets.Puback, pk.PacketID, packets.CodeSuccess))
 	case 2:
 		// The PUBREC stays inflight until PUBREL; mochi completes the flow.
 		ack := ackPacket(packets.Pubrec, pk.PacketID, packets.CodeSuccess)
 		if cl.State.Inflight.Set(ack) {
 			b.sessions.OnQosPublish(cl, ack, ack.Created, 0)
 		}
-		_ = cl.WritePacket(ack)
+		acks = encodeAck(cl, acks, ack)
 	}
-	b.deliver(*pk)
+	return acks, true
+}
+
+// encodeAck appends the wire form of an acknowledgement for cl.
+func encodeAck(cl *mqtt.Client, dst []byte, ack packets.Packet) []byte {
+	ack.ProtocolVersion = cl.Properties.ProtocolVersion
+	if cl.Properties.Props.RequestProblemInfoFlag && cl.Properties.Props.RequestProblemInfo == 0 {
+		ack.Mods.DisallowProblemInfo = true // [MQTT-3.1.2-29]
+	}
+	buf := bytes.NewBuffer(dst)
+	var err error
+	if ack.FixedHeader.Type == packets.Pubrec {
+		err = ack.PubrecEncode(buf)
+	} else {
+		err = ack.PubackEncode(buf)
+	}
+	if err != nil {
+		return dst
+	}
+	return buf.Bytes()
+}
+
+// writeAcks sends a run of acknowledgements in one write. mochi's
+// WritePacket would make one system call per acknowledgement, the largest
+// cost of ingest on a small board. The client's lock keeps the write
+// whole between mochi's own packets.
+func writeAcks(cl *mqtt.Client, acks []byte) {
+	if len(acks) == 0 || cl.Net.Conn == nil || cl.Closed() {
+		return
+	}
+	cl.Lock()
+	_, err := cl.Net.Conn.Write(acks)
+	cl.Unlock()
+	if err != nil {
+		cl.Stop(err)
+	}
 }
 
 // deliver hands a stored publish back to mochi through our inline client,
@@ -121,7 +158,7 @@ func (b *Broker) deliver(pk packets.Packet) {
 // acknowledgement with a reason code; MQTT 3.1.1 has no way to say no, so
 // the connection is closed: the client keeps the message and resends it.
 // QoS 0 has no acknowledgement: the drop is counted and logged.
-func (b *Broker) reject(cl *mqtt.Client, pk *packets.Packet, err error) {
+func (b *Broker) reject(cl *mqtt.Client, pk *packets.Packet, err error, acks []byte) []byte {
 	code := packets.ErrUnspecifiedError
 	reason := "error"
 	switch {
@@ -134,11 +171,13 @@ func (b *Broker) reject(cl *mqtt.Client, pk *packets.Packet, err error) {
 	b.lg.Warn("publish not stored", "client", cl.ID, "topic", pk.TopicName, "qos", pk.FixedHeader.Qos, "error", err)
 	if pk.FixedHeader.Qos == 0 {
 		b.stats.droppedQoS0.Add(1)
-		return
+		return acks
 	}
 	if cl.Properties.ProtocolVersion < 5 {
+		// Acknowledgements before this one still go out; nothing after it.
+		writeAcks(cl, acks)
 		cl.Stop(code)
-		return
+		return nil
 	}
 	typ := byte(packets.Puback)
 	if pk.FixedHeader.Qos == 2 {
@@ -146,7 +185,7 @@ func (b *Broker) reject(cl *mqtt.Client, pk *packets.Packet, err error) {
 	}
 	ack := ackPacket(typ, pk.PacketID, code)
 	ack.Properties.ReasonString = err.Error()
-	_ = cl.WritePacket(ack)
+	return encodeAck(cl, acks, ack)
 }
 
 func ackPacket(typ byte, id uint16, code packets.Code) packets.Packet {

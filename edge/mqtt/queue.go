@@ -24,6 +24,10 @@ type clientQueue struct {
 	mu       sync.Mutex
 	items    []*pending // in arrival order
 	draining bool       // a drain goroutine is running
+
+	// Scratch space of the drain goroutine (only one runs at a time).
+	acks    []byte
+	deliver []*pending
 }
 
 // pending is one publish waiting for its durable append.
@@ -86,11 +90,24 @@ func (q *clientQueue) drain() {
 		q.items = q.items[:m]
 		q.mu.Unlock()
 
+		acks := q.acks[:0]
+		deliver := q.deliver[:0]
 		for _, p := range batch {
-			q.b.finish(q.cl, p)
+			var ok bool
+			if acks, ok = q.b.settle(q.cl, p, acks); ok {
+				deliver = append(deliver, p)
+			}
+		}
+		writeAcks(q.cl, acks)
+		for _, p := range deliver {
+			q.b.deliver(p.pk)
+		}
+		for range batch {
 			<-q.slots
 			q.b.pendingWG.Done()
 		}
+		q.acks, q.deliver = acks[:0], deliver[:0]
 		clear(batch)
+		clear(deliver)
 	}
 }
