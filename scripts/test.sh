@@ -23,6 +23,16 @@ fi
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 go version
 
+# Real MQTT peers: the tests drive Spool with mosquitto_pub/mosquitto_sub.
+if ! command -v mosquitto_pub >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing mosquitto-clients"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto-clients >/dev/null
+  fi
+fi
+# With this set, a test that needs a peer fails instead of skipping.
+export SPOOL_REQUIRE_PEERS=1
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
