@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spoolmq/spool/edge"
@@ -36,8 +37,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return fail(stderr, "%v", err)
 		}
 	}
+	// Flags win over environment variables (SPOOL_DATA, SPOOL_MQTT_ADDR,
+	// ...), which win over the config file.
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, name := range []string{"data", "mqtt-addr", "http-addr", "disk-budget", "log-format", "log-level"} {
+		env := "SPOOL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && !set[name] {
+			if err := fs.Set(name, v); err != nil {
+				return fail(stderr, "%s: %v", env, err)
+			}
+			set[name] = true
+		}
+	}
 	if set["data"] {
 		cfg.Data = *data
 	}

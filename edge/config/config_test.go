@@ -243,6 +243,11 @@ func TestValidate(t *testing.T) {
 		{"session_forever", "mqtt: {session_expiry: forever}\n", []string{"mqtt.session_expiry"}},
 		{"session_zero", "mqtt: {session_expiry: 0}\n", nil},
 
+		{"public_http_without_token", "http: {addr: '0.0.0.0:8080'}\n", []string{"http.token"}},
+		{"public_http_with_token", "http: {addr: '0.0.0.0:8080', token: secret}\n", nil},
+		{"public_mqtt_without_users", "mqtt: {addr: '0.0.0.0:1883'}\n", []string{"auth.users"}},
+		{"public_mqtt_anonymous", "mqtt: {addr: '0.0.0.0:1883'}\nauth: {allow_anonymous: true}\n", nil},
+		{"public_mqtt_with_user", "mqtt: {addr: '0.0.0.0:1883'}\nauth:\n  users:\n" + user("u", testHash), nil},
 		{"user", "auth:\n  users:\n" + user("u", testHash), nil},
 		{"user_without_name", "auth:\n  users:\n" + user("", testHash), []string{"auth.users[0].name"}},
 		{"duplicate_user", "auth:\n  users:\n" + user("u", testHash) + user("v", testHash) + user("u", testHash), []string{"auth.users[2].name"}},

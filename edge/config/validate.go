@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 	}
 
 	m := &c.MQTT
+	addrsOK := true
 	for _, l := range []struct{ key, addr string }{
 		{"mqtt.addr", m.Addr}, {"mqtt.tls.addr", m.TLS.Addr}, {"mqtt.websocket", m.WebSocket}, {"http.addr", c.HTTP.Addr},
 	} {
@@ -46,6 +47,7 @@ func (c *Config) Validate() error {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			addrsOK = false
 			bad(l.key, "%q is not host:port", l.addr)
 		}
 	}
@@ -71,6 +73,15 @@ func (c *Config) Validate() error {
 		bad("mqtt.max_queued", "must be at least 1")
 	}
 
+	// Listening beyond loopback needs credentials: a bearer token for the
+	// HTTP API, and users for MQTT unless anonymous access is asked for.
+	if hostPort(c.HTTP.Addr) && !isLoopback(c.HTTP.Addr) && c.HTTP.Token == "" {
+		bad("http.token", "required when http.addr (%s) listens beyond loopback", c.HTTP.Addr)
+	}
+	if addrsOK && !c.LoopbackOnly() && !c.AnonymousAllowed() && len(c.Auth.Users) == 0 &&
+		(c.MQTT.Addr != "" || c.MQTT.TLS.Addr != "" || c.MQTT.WebSocket != "") {
+		bad("auth.users", "none configured, anonymous access is off and MQTT listens beyond loopback: no client could connect")
+	}
 	users := map[string]bool{}
 	for i, u := range c.Auth.Users {
 		key := "auth.users[" + strconv.Itoa(i) + "]"
@@ -165,6 +176,11 @@ func (c *Config) LoopbackOnly() bool {
 		}
 	}
 	return true
+}
+
+func hostPort(addr string) bool {
+	_, _, err := net.SplitHostPort(addr)
+	return err == nil
 }
 
 func isLoopback(addr string) bool {
