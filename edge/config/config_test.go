@@ -415,7 +415,7 @@ func TestAnonymousAllowed(t *testing.T) {
 		{name: "empty_host", mqtt: ":1883", loopback: false, wantAnonymous: false},
 		{name: "lan_address", mqtt: "192.168.1.10:1883", loopback: false, wantAnonymous: false},
 		{name: "hostname", mqtt: "spool.local:1883", loopback: false, wantAnonymous: false},
-		{name: "one_public_listener", mqtt: "127.0.0.1:1883", http: "0.0.0.0:8080", loopback: false, wantAnonymous: false},
+		{name: "one_public_listener", mqtt: "127.0.0.1:1883", http: "0.0.0.0:8080", loopback: false, wantAnonymous: true}, // HTTP has its own credential (the token)
 		{name: "public_tls", mqtt: "127.0.0.1:1883", tls: "0.0.0.0:8883", loopback: false, wantAnonymous: false},
 		{name: "public_websocket", ws: ":8083", loopback: false, wantAnonymous: false},
 		{name: "bad_addr", mqtt: "127.0.0.1", loopback: false, wantAnonymous: false},

@@ -78,7 +78,7 @@ func (c *Config) Validate() error {
 	if hostPort(c.HTTP.Addr) && !isLoopback(c.HTTP.Addr) && c.HTTP.Token == "" {
 		bad("http.token", "required when http.addr (%s) listens beyond loopback", c.HTTP.Addr)
 	}
-	if addrsOK && !c.LoopbackOnly() && !c.AnonymousAllowed() && len(c.Auth.Users) == 0 &&
+	if addrsOK && !c.mqttLoopbackOnly() && !c.AnonymousAllowed() && len(c.Auth.Users) == 0 &&
 		(c.MQTT.Addr != "" || c.MQTT.TLS.Addr != "" || c.MQTT.WebSocket != "") {
 		bad("auth.users", "none configured, anonymous access is off and MQTT listens beyond loopback: no client could connect")
 	}
@@ -160,12 +160,23 @@ func validFilter(f string) bool {
 }
 
 // AnonymousAllowed resolves auth.allow_anonymous: when it is not set,
-// anonymous clients are allowed only if no listener leaves the host.
+// anonymous clients are allowed only if no MQTT listener leaves the host.
 func (c *Config) AnonymousAllowed() bool {
 	if c.Auth.AllowAnonymous != nil {
 		return *c.Auth.AllowAnonymous
 	}
-	return c.LoopbackOnly()
+	return c.mqttLoopbackOnly()
+}
+
+// mqttLoopbackOnly reports whether every MQTT listener is bound to a
+// loopback address (HTTP has its own credential, the token).
+func (c *Config) mqttLoopbackOnly() bool {
+	for _, addr := range []string{c.MQTT.Addr, c.MQTT.TLS.Addr, c.MQTT.WebSocket} {
+		if addr != "" && !isLoopback(addr) {
+			return false
+		}
+	}
+	return true
 }
 
 // LoopbackOnly reports whether every listener is bound to a loopback address.
