@@ -24,6 +24,12 @@ type Stats struct {
 	ACLDenied       int64
 	SessionWriteErr int64
 	Clients         int64 // connected now
+	// DeliveriesDropped counts messages not delivered to a subscriber
+	// whose queue (max_queued) or inflight window was full; they remain
+	// in the log.
+	DeliveriesDropped int64
+	Retained          int64 // retained messages held now
+	Subscriptions     int64
 }
 
 type counters struct {
@@ -83,5 +89,9 @@ func (b *Broker) Stats() Stats {
 		ACLDenied:       b.auth.denied.Load(),
 		SessionWriteErr: b.sessions.writeErrs.Load(),
 		Clients:         atomic.LoadInt64(&b.server.Info.ClientsConnected),
+		DeliveriesDropped: atomic.LoadInt64(&b.server.Info.MessagesDropped) +
+			atomic.LoadInt64(&b.server.Info.InflightDropped),
+		Retained:      atomic.LoadInt64(&b.server.Info.Retained),
+		Subscriptions: atomic.LoadInt64(&b.server.Info.Subscriptions),
 	}
 }
