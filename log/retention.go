@@ -197,6 +197,16 @@ func (p *Partition) makeRoom(cfg TopicConfig, target int64) error {
 		return err
 	}
 	for p.bytes.Load() > target {
+		// retention_bytes is Kafka's soft limit: retention keeps a sealed
+		// segment while deleting it would go below the limit, so the
+		// partition can hold more than target with no reader involved.
+		// Only a pin holding a segment retention would delete refuses.
+		p.segMu.Lock()
+		held := retainable(p.segments, cfg, p.l.now(), p.bytes.Load(), -1) > 0
+		p.segMu.Unlock()
+		if !held {
+			return nil
+		}
 		if cfg.OnFull == OnFullReject {
 			return fmt.Errorf("%w: topic %q partition %d holds %d bytes, over retention_bytes %d, and a reader has not read it yet",
 				ErrFull, p.topic.name, p.id, p.bytes.Load(), cfg.RetentionBytes)

@@ -935,3 +935,47 @@ func TestRetentionBudgetWithPreallocation(t *testing.T) {
 		}
 	}
 }
+
+// TestRetentionBytesRejectWithoutPinNeverRefuses: with on_full reject and
+// no reader pinning data, retention_bytes is a retention setting, not a
+// quota: appends go on forever, retention deleting the oldest segments.
+// (Segments of two ~470-byte batches once made the append right after a
+// roll fail, because the limit did not leave room for what retention must
+// keep: up to retention_bytes plus the oldest segment, plus the active one.)
+func TestRetentionBytesRejectWithoutPinNeverRefuses(t *testing.T) {
+	for _, size := range []int{50, 150, 250, 300, 400, 450, 600, 900} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			for _, prealloc := range []bool{true, false} {
+				l := openTestLog(t, t.TempDir(), Options{})
+				defer l.Close()
+				cfg := DefaultTopicConfig()
+				cfg.SegmentBytes = 1 << 10
+				cfg.MaxMessageBytes = 1 << 10
+				cfg.RetentionBytes = 1 << 10
+				cfg.OnFull = OnFullReject
+				cfg.Preallocate = prealloc
+				cfg.Retention = -1 // only the size limit deletes
+				tp, err := l.CreateTopic("bounded", cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, _ := tp.Partition(0)
+				value := bytes.Repeat([]byte("x"), size)
+				for i := range 40 {
+					if _, err := p.AppendRecords([]Record{{Timestamp: time.Now().UnixMilli(), Value: value}}, DefaultBatchOptions); err != nil {
+						t.Fatalf("preallocate %v: append %d refused with no reader pinning data: %v", prealloc, i, err)
+					}
+					// retention_bytes, plus the oldest segment retention must
+					// keep, plus the active one, plus the zero-filled start of
+					// a segment just rolled.
+					if max := cfg.RetentionBytes + 3*cfg.SegmentBytes; p.Size() > max {
+						t.Fatalf("preallocate %v: after append %d the partition holds %d bytes, over %d", prealloc, i, p.Size(), max)
+					}
+				}
+				if p.LogStartOffset() == 0 {
+					t.Fatalf("preallocate %v: retention deleted nothing", prealloc)
+				}
+			}
+		})
+	}
+}
