@@ -8,10 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolmq/spool/edge/config"
+	"github.com/spoolmq/spool/edge/httpapi"
+	"github.com/spoolmq/spool/edge/metrics"
 	"github.com/spoolmq/spool/edge/mqtt"
 	spoollog "github.com/spoolmq/spool/log"
 )
@@ -22,6 +27,10 @@ type Server struct {
 	lg     *slog.Logger
 	log    *spoollog.Log
 	broker *mqtt.Broker
+	reg    *metrics.Registry
+
+	httpAddr atomic.Pointer[net.Addr]
+	stopping atomic.Bool
 }
 
 // Open validates the configuration, opens the data directory (recovering
@@ -45,7 +54,7 @@ func Open(cfg config.Config, lg *slog.Logger) (s *Server, err error) {
 	if err := declareTopics(l, cfg, lg); err != nil {
 		return nil, err
 	}
-	s = &Server{cfg: cfg, lg: lg, log: l}
+	s = &Server{cfg: cfg, lg: lg, log: l, reg: metrics.NewRegistry()}
 	if cfg.MQTT.Addr != "" || cfg.MQTT.TLS.Addr != "" || cfg.MQTT.WebSocket != "" {
 		s.broker, err = mqtt.New(mqtt.Options{
 			MQTT:           cfg.MQTT,
@@ -58,6 +67,7 @@ func Open(cfg config.Config, lg *slog.Logger) (s *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
+		registerMQTTMetrics(s.reg, s.broker)
 	}
 	return s, nil
 }
@@ -118,18 +128,26 @@ func (s *Server) Log() *spoollog.Log { return s.log }
 // Broker returns the MQTT broker, or nil when no MQTT listener is configured.
 func (s *Server) Broker() *mqtt.Broker { return s.broker }
 
+// HTTPAddr returns the bound HTTP address once Run is listening, or nil.
+func (s *Server) HTTPAddr() net.Addr {
+	if a := s.httpAddr.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
 // Run starts the listeners and serves until ctx ends. It then stops
-// taking new work, lets publishes in flight reach the log, and flushes
-// and closes the log. The error is the first failure, including an fsync
-// error surfaced by Close.
+// taking new work, lets publishes and HTTP requests in flight reach the
+// log, and flushes and closes the log. The error is the first failure,
+// including an fsync error surfaced by Close.
 func (s *Server) Run(ctx context.Context, ready func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	maint := make(chan error, 1)
 	go func() { maint <- s.log.Run(ctx, s.cfg.MaintainInterval.D()) }()
 
-	var err error
-	if s.broker != nil {
+	httpSrv, httpDone, err := s.startHTTP(ctx)
+	if err == nil && s.broker != nil {
 		if err = s.broker.Start(s.cfg.MQTT); err == nil {
 			for _, id := range []string{"tcp", "tls", "ws"} {
 				if a := s.broker.Addr(id); a != nil {
@@ -142,10 +160,22 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 		if ready != nil {
 			ready()
 		}
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case err = <-httpDone:
+		}
 	}
+	s.stopping.Store(true)
 	cancel()
 	s.lg.Info("shutting down")
+	if httpSrv != nil {
+		// Long polls and streams end with ctx; produce requests finish.
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if herr := httpSrv.Shutdown(sctx); herr != nil && err == nil {
+			err = fmt.Errorf("http shutdown: %w", herr)
+		}
+		scancel()
+	}
 	if s.broker != nil {
 		if berr := s.broker.Close(); berr != nil && err == nil {
 			err = berr
@@ -159,4 +189,44 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 		err = cerr
 	}
 	return err
+}
+
+// startHTTP binds the HTTP listener (an error if it cannot) and serves
+// the API on it. done reports a serving failure.
+func (s *Server) startHTTP(ctx context.Context) (*http.Server, <-chan error, error) {
+	done := make(chan error, 1)
+	if s.cfg.HTTP.Addr == "" {
+		return nil, done, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTP.Addr)
+	if err != nil {
+		return nil, done, fmt.Errorf("http.addr: %w", err)
+	}
+	h := httpapi.New(httpapi.Options{
+		Log:      s.log,
+		Registry: s.reg,
+		Token:    s.cfg.HTTP.Token,
+		Logger:   s.lg.With("component", "http"),
+		Context:  ctx,
+		Ready: func() error {
+			if s.stopping.Load() {
+				return errors.New("shutting down")
+			}
+			return nil
+		},
+	})
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.lg.Handler(), slog.LevelWarn),
+	}
+	addr := ln.Addr()
+	s.httpAddr.Store(&addr)
+	s.lg.Info("http listening", "addr", addr.String())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			done <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	return srv, done, nil
 }
