@@ -19,19 +19,17 @@ import (
 
 // TestServeConfigErrors runs serve in-process with broken config files:
 // each exits 1 before touching the data directory, and the message names
-// the file and the key (or, for a YAML type error, the line).
+// the file, the key's full path and its line.
 func TestServeConfigErrors(t *testing.T) {
 	cases := []struct {
 		name, yaml string
 		want       []string
 	}{
-		{"unknown_key", "mqtt:\n  adr: 127.0.0.1:1883\n", []string{`line 2: unknown key "adr"`}},
-		{"unknown_top_level_key", "data: x\ndta: y\n", []string{`line 2: unknown key "dta"`}},
-		// A YAML type error names the line but not the key (see the report
-		// on edge/config); the line is all a user gets.
-		{"wrong_type_sequence", "topics:\n  - name: t\n    sync: [always]\n", []string{"line 3: cannot unmarshal"}},
-		{"wrong_type_int", "mqtt:\n  max_clients: lots\n", []string{"line 2: cannot unmarshal", "lots"}},
-		{"wrong_type_size", "topics:\n  - name: t\n    segment_bytes: huge\n", []string{"line 3:", "huge"}},
+		{"unknown_key", "mqtt:\n  adr: 127.0.0.1:1883\n", []string{"mqtt.adr: unknown key (line 2)"}},
+		{"unknown_top_level_key", "data: x\ndta: y\n", []string{"dta: unknown key (line 2)"}},
+		{"wrong_type_sequence", "topics:\n  - name: t\n    sync: [always]\n", []string{"topics[0].sync: expected a string, got a list (line 3)"}},
+		{"wrong_type_int", "mqtt:\n  max_clients: lots\n", []string{`mqtt.max_clients: "lots" is not an integer (line 2)`}},
+		{"wrong_type_size", "topics:\n  - name: t\n    segment_bytes: huge\n", []string{`topics[0].segment_bytes: "huge" is not a size`, "(line 3)"}},
 		{"number_for_word", "topics:\n  - name: t\n    sync: 5\n", []string{"invalid configuration", `topics[0].sync: "5"`}},
 		{"invalid_value", "topics: [{name: t, sync: sometimes}]\n", []string{"invalid configuration", `topics[0].sync: "sometimes" is not always, interval or never`}},
 		{"two_invalid_values", "topics:\n  - {name: t, partitions: 0}\nroutes:\n  - {match: 'a/#/b', topic: t}\n",

@@ -1,7 +1,7 @@
 // Package config is Spool's configuration: the YAML file `spool serve
 // --config` reads, its defaults, and its validation. Unknown keys are
-// errors that name the key and its line, so a typo never silently falls
-// back to a default.
+// errors that name the key's path and line, so a typo never silently
+// falls back to a default.
 package config
 
 import (
@@ -177,17 +177,21 @@ func Load(path string) (Config, error) {
 }
 
 // Parse reads YAML over the defaults. It refuses unknown keys and does
-// not validate; call Validate after applying overrides.
+// not validate; call Validate after applying overrides. Each error names
+// its key path and line (see decode.go).
 func Parse(r io.Reader) (Config, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return Config{}, err
 	}
-	c := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, cleanYAMLError(err)
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, err
+	}
+	c := Default()
+	if err := decodeNode(&doc, &c); err != nil {
+		return Config{}, err
 	}
 	// A second document is almost always a mistake (a stray ---). Anything
 	// after the first document, even text that does not parse, is refused:
@@ -197,18 +201,4 @@ func Parse(r io.Reader) (Config, error) {
 		return Config{}, errors.New("more than one YAML document")
 	}
 	return c, nil
-}
-
-// cleanYAMLError turns yaml's "field x not found in type config.Config"
-// into "unknown key x", the words a user of the file understands.
-func cleanYAMLError(err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return err
-	}
-	msgs := make([]string, 0, len(te.Errors))
-	for _, m := range te.Errors {
-		msgs = append(msgs, rewordUnknown(m))
-	}
-	return errors.New(joinLines(msgs))
 }

@@ -68,10 +68,25 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	return true
 }
 
-// OnACLCheck is asked with a topic name for publishes and deliveries and
-// with a topic filter for subscriptions; a rule allows a filter only if it
-// covers every topic the filter can match.
+// OnACLCheck is asked with a topic filter for subscriptions and a topic
+// name for deliveries. Publishes pass here: mochi would answer a refused
+// one at once, ahead of the acknowledgements still waiting for the log,
+// so the ingest hook asks mayPublish and answers in turn.
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if write {
+		return true
+	}
+	return h.allowed(cl, topic, false)
+}
+
+// mayPublish reports whether cl may publish to topic.
+func (h *authHook) mayPublish(cl *mqtt.Client, topic string) bool {
+	return h.allowed(cl, topic, true)
+}
+
+// allowed applies cl's ACL rules; a rule allows a filter only if it covers
+// every topic the filter can match.
+func (h *authHook) allowed(cl *mqtt.Client, topic string, write bool) bool {
 	rules := h.anonACL
 	if name := string(cl.Properties.Username); name != "" {
 		u, ok := h.users[name]

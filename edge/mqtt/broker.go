@@ -14,9 +14,11 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/spoolmq/spool/edge/config"
 	spoollog "github.com/spoolmq/spool/log"
 )
@@ -47,6 +49,7 @@ type Broker struct {
 	queues       sync.Map // *mqtt.Client → *clientQueue
 	pendingWG    sync.WaitGroup
 	stats        counters
+	conns        connSet // of every listener
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr
@@ -152,24 +155,21 @@ func (b *Broker) Start(m config.MQTTConfig) (err error) {
 		}
 	}
 	if m.WebSocket != "" {
-		// mochi's WebSocket listener binds inside Serve and only logs a
-		// failure, so the address is checked here first.
 		ln, err := net.Listen("tcp", m.WebSocket)
 		if err != nil {
 			return fmt.Errorf("mqtt.websocket: %w", err)
 		}
-		addr := ln.Addr()
-		ln.Close()
-		if err := b.server.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: m.WebSocket})); err != nil {
+		opened = append(opened, ln)
+		if err := b.server.AddListener(newWSListener("ws", ln, b)); err != nil {
 			return err
 		}
-		b.setAddr("ws", addr)
+		b.setAddr("ws", ln.Addr())
 	}
 	return b.server.Serve()
 }
 
 func (b *Broker) addNet(id string, ln net.Listener) error {
-	if err := b.server.AddListener(listeners.NewNet(id, ln)); err != nil {
+	if err := b.server.AddListener(netListener{listeners.NewNet(id, ln), b}); err != nil {
 		return err
 	}
 	b.setAddr(id, ln.Addr())
@@ -223,10 +223,137 @@ func (b *Broker) queue(cl *mqtt.Client) *clientQueue {
 // publishes still waiting for the log, then writes the session state.
 // Call it before closing the log.
 func (b *Broker) Close() error {
+	// The clients are disconnected here rather than by mochi's Close, which
+	// disconnects only the clients that have a session (one still to send
+	// its CONNECT would hold it for ever) and deadlocks when one of them
+	// leaves meanwhile (Clients.GetByListener read-locks twice while the
+	// leaving client waits to write-lock).
+	gone := b.conns.shutdown()
+	for _, cl := range b.server.Clients.GetAll() {
+		if cl.Net.Conn == nil || cl.Closed() {
+			continue
+		}
+		// A write stuck on a client that does not read holds the client's
+		// lock, which the DISCONNECT needs.
+		_ = cl.Net.Conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+		_ = b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+	}
+	<-gone
 	err := b.server.Close()
 	b.pendingWG.Wait()
 	if serr := b.sessions.close(); err == nil {
 		err = serr
 	}
 	return err
+}
+
+// connectTimeout bounds how long a new connection may take to send its
+// CONNECT. mochi sets no deadline before the CONNECT: an idle connection
+// would hold its goroutine (and Close) for ever.
+const connectTimeout = 10 * time.Second
+
+// closeWriteTimeout bounds the writes to a client at Close.
+const closeWriteTimeout = time.Second
+
+// netListener is mochi's TCP listener plus what mochi lacks before a
+// session exists: a deadline for the CONNECT, a way for Close to end such
+// connections, and counting the errors that end them (mochi reports those
+// to no hook).
+type netListener struct {
+	*listeners.Net
+	b *Broker
+}
+
+func (l netListener) Serve(establish listeners.EstablishFn) {
+	l.Net.Serve(func(id string, c net.Conn) error { return l.b.serveConn(establish, id, c) })
+}
+
+// serveConn hands a new connection of any listener to mochi, tracked in
+// b.conns for as long as mochi has it.
+func (b *Broker) serveConn(establish listeners.EstablishFn, id string, c net.Conn) error {
+	if !b.conns.add(c) {
+		c.Close() // accepted while closing
+		return nil
+	}
+	_ = c.SetReadDeadline(time.Now().Add(connectTimeout)) // mochi replaces it after CONNECT
+	err := establish(id, c)
+	if session, closing := b.conns.remove(c); !session && !closing {
+		b.countRefused(err)
+	}
+	return err
+}
+
+// connSet tracks the connections of the listeners, from
+// accept until mochi is done with them.
+type connSet struct {
+	mu      sync.Mutex
+	conns   map[net.Conn]bool // → its session is established
+	closing bool
+	gone    chan struct{} // closing: closed once conns is empty
+}
+
+// add tracks a new connection; it reports false once the broker closes.
+func (s *connSet) add(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[net.Conn]bool{}
+	}
+	s.conns[c] = false
+	return true
+}
+
+// established notes that c has a session: mochi reports its end to the
+// OnDisconnect hooks.
+func (s *connSet) established(c net.Conn) {
+	s.mu.Lock()
+	if _, ok := s.conns[c]; ok {
+		s.conns[c] = true
+	}
+	s.mu.Unlock()
+}
+
+// remove forgets c and reports whether it had a session and whether the
+// broker is closing.
+func (s *connSet) remove(c net.Conn) (session, closing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	session = s.conns[c]
+	delete(s.conns, c)
+	if s.closing && len(s.conns) == 0 {
+		s.signalGone()
+	}
+	return session, s.closing
+}
+
+// shutdown refuses new connections and closes those without a session
+// (the broker disconnects the others). The channel is closed once every
+// connection has ended.
+func (s *connSet) shutdown() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closing {
+		s.closing, s.gone = true, make(chan struct{})
+		for c, session := range s.conns {
+			if !session {
+				c.Close()
+			}
+		}
+		if len(s.conns) == 0 {
+			s.signalGone()
+		}
+	}
+	return s.gone
+}
+
+// signalGone closes gone once; s.mu is held.
+func (s *connSet) signalGone() {
+	select {
+	case <-s.gone:
+	default:
+		close(s.gone)
+	}
 }

@@ -21,7 +21,15 @@ type ingestHook struct {
 func (h *ingestHook) ID() string { return "spool-ingest" }
 
 func (h *ingestHook) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnDisconnect || b == mqtt.OnConnect
+	return b == mqtt.OnPublish || b == mqtt.OnDisconnect || b == mqtt.OnConnect || b == mqtt.OnSessionEstablished
+}
+
+// OnSessionEstablished notes that mochi now owns the connection's end:
+// it will call OnDisconnect, and disconnect it at Close.
+func (h *ingestHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Conn != nil {
+		h.b.conns.established(cl.Net.Conn)
+	}
 }
 
 // OnConnect caps the keepalive a client asks for. MQTT 5 clients are told
@@ -48,6 +56,10 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	q := b.queue(cl)
 	p := q.push(pk)
 
+	if !b.auth.mayPublish(cl, pk.TopicName) {
+		q.complete(p, errNotAuthorized)
+		return pk, packets.ErrRejectPacket
+	}
 	rt := b.router.match(pk.TopicName)
 	if rt == nil {
 		b.stats.unrouted.Add(1)
@@ -83,8 +95,16 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // OnDisconnect forgets the connection's queue; publishes still waiting
 // for the log keep their own reference and finish against the closed
 // connection (the client resends whatever it did not see acknowledged).
+//
+// err is what the read loop met. When the broker itself stopped the
+// client first (a refused publish or an ACL on MQTT 3.1.1, a takeover,
+// shutdown), that read error is only the broker's own close: the cause
+// was counted where it was decided, not as a disconnect.
 func (h *ingestHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.b.queues.Delete(cl)
+	if cause := cl.StopCause(); cause != nil && !errors.Is(cause, err) {
+		return
+	}
 	h.b.countDisconnect(err)
 }
 
@@ -162,6 +182,12 @@ func (b *Broker) reject(cl *mqtt.Client, pk *packets.Packet, err error, acks []b
 	code := packets.ErrUnspecifiedError
 	reason := "error"
 	switch {
+	case errors.Is(err, errNotAuthorized):
+		// Counted by the ACL; QoS 0 is dropped quietly, as mochi does.
+		if pk.FixedHeader.Qos == 0 {
+			return acks
+		}
+		return b.refuse(cl, pk, packets.ErrNotAuthorized, err, acks)
 	case errors.Is(err, spoollog.ErrFull):
 		code, reason = packets.ErrQuotaExceeded, "full"
 	case errors.Is(err, spoollog.ErrTooLarge):
@@ -173,6 +199,15 @@ func (b *Broker) reject(cl *mqtt.Client, pk *packets.Packet, err error, acks []b
 		b.stats.droppedQoS0.Add(1)
 		return acks
 	}
+	return b.refuse(cl, pk, code, err, acks)
+}
+
+// errNotAuthorized marks a publish the client's ACL does not allow.
+var errNotAuthorized = errors.New("not authorized to publish to this topic")
+
+// refuse answers a QoS 1/2 publish with a negative acknowledgement
+// (MQTT 5) or by closing the connection (MQTT 3.1.1).
+func (b *Broker) refuse(cl *mqtt.Client, pk *packets.Packet, code packets.Code, err error, acks []byte) []byte {
 	if cl.Properties.ProtocolVersion < 5 {
 		// Acknowledgements before this one still go out; nothing after it.
 		writeAcks(cl, acks)

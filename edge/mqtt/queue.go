@@ -12,7 +12,7 @@ import (
 // returns, which would cost one fsync per message on a pipelining
 // connection. Instead OnPublish queues the append and returns at once;
 // appends from many connections share fsyncs (the log's group commit),
-// and as they complete the queue acknowledges and delivers them in the
+// and as they complete the queue delivers and acknowledges them in the
 // order they arrived, as MQTT requires (4.6), from its own goroutine.
 type clientQueue struct {
 	b  *Broker
@@ -25,9 +25,7 @@ type clientQueue struct {
 	items    []*pending // in arrival order
 	draining bool       // a drain goroutine is running
 
-	// Scratch space of the drain goroutine (only one runs at a time).
-	acks    []byte
-	deliver []*pending
+	acks []byte // scratch space of the drain goroutine (only one runs at a time)
 }
 
 // pending is one publish waiting for its durable append.
@@ -90,24 +88,24 @@ func (q *clientQueue) drain() {
 		q.items = q.items[:m]
 		q.mu.Unlock()
 
+		// Each stored publish is delivered before its acknowledgement goes
+		// out, as mosquitto does: once a publisher has its PUBACK, every
+		// subscriber's session holds the message. (Delivered after the
+		// PUBACK, it could race a subscriber's reconnect, and mochi drops
+		// a message that reaches a session being taken over.)
 		acks := q.acks[:0]
-		deliver := q.deliver[:0]
 		for _, p := range batch {
 			var ok bool
 			if acks, ok = q.b.settle(q.cl, p, acks); ok {
-				deliver = append(deliver, p)
+				q.b.deliver(p.pk)
 			}
 		}
 		writeAcks(q.cl, acks)
-		for _, p := range deliver {
-			q.b.deliver(p.pk)
-		}
 		for range batch {
 			<-q.slots
 			q.b.pendingWG.Done()
 		}
-		q.acks, q.deliver = acks[:0], deliver[:0]
+		q.acks = acks[:0]
 		clear(batch)
-		clear(deliver)
 	}
 }

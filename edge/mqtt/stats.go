@@ -70,6 +70,27 @@ func (b *Broker) countDisconnect(err error) {
 	}
 }
 
+// countRefused classifies why a connection ended before its session
+// existed (mochi calls no hook then): a CONNECT that was too large, did
+// not decode, or was refused by the protocol checks. Refused credentials
+// are auth failures and a full server is not the client's error.
+func (b *Broker) countRefused(err error) {
+	var code packets.Code
+	switch {
+	case err == nil, errors.Is(err, io.EOF),
+		errors.Is(err, packets.ErrBadUsernameOrPassword), errors.Is(err, packets.ErrServerBusy):
+		return
+	case errors.Is(err, packets.ErrPacketTooLarge):
+		b.stats.discTooLarge.Add(1)
+	case errors.As(err, &code) && code.Code == packets.ErrMalformedPacket.Code:
+		b.stats.discMalformed.Add(1)
+	case errors.As(err, &code):
+		b.stats.discProtocol.Add(1) // a bad protocol name or version, client id, will, first packet
+	default:
+		b.stats.discIO.Add(1) // including a CONNECT not sent within connectTimeout, a failed TLS handshake
+	}
+}
+
 // Stats returns a snapshot of the counters.
 func (b *Broker) Stats() Stats {
 	c := &b.stats
