@@ -1,0 +1,155 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	spoollog "github.com/spoolmq/spool/log"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// partResult collects the appends of one partition of a produce request.
+type partResult struct {
+	resp    *kmsg.ProduceResponseTopicPartition
+	part    *spoollog.Partition
+	pending []*seqBatch // in batch order; the first one's base offset is the answer
+	code    int16       // set before any append, when the request is refused
+	err     error
+}
+
+// produce appends every batch of the request, then (unless acks=0)
+// answers once each is durable as its topic's sync policy says, or failed.
+// acks=1 and acks=-1 are the same on a single node: both wait for the
+// durable append.
+func (s *Server) produce(_ net.Conn, req *request) kmsg.Response {
+	r := req.body.(*kmsg.ProduceRequest)
+	resp := r.ResponseKind().(*kmsg.ProduceResponse)
+	var results []*partResult
+	for _, rt := range r.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		t, terr := s.topic(rt.Topic, false)
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition, sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = rp.Partition, -1, -1, -1
+			pr := &partResult{resp: sp}
+			results = append(results, pr)
+			switch {
+			case terr != nil:
+				pr.code, pr.err = errorCode(terr), terr
+			case r.TransactionID != nil:
+				pr.code, pr.err = kerr.TransactionalIDAuthorizationFailed.Code, errors.New("transactions are not supported")
+			default:
+				pr.part, pr.err = t.Partition(rp.Partition)
+				if pr.err != nil {
+					pr.code = errorCode(pr.err)
+					break
+				}
+				s.appendBatches(pr, rp.Records)
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+
+	timeout := time.NewTimer(time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond)
+	defer timeout.Stop()
+	for _, pr := range results {
+		s.finishPartition(pr, timeout.C)
+	}
+	if r.Acks == 0 {
+		return nil
+	}
+	return resp
+}
+
+// appendBatches queues each batch of a partition's records.
+func (s *Server) appendBatches(pr *partResult, records []byte) {
+	if len(records) == 0 {
+		pr.code, pr.err = kerr.InvalidRecord.Code, errors.New("no record batch")
+		return
+	}
+	for len(records) > 0 {
+		h, err := spoollog.ParseBatchHeader(records)
+		if err != nil {
+			pr.code, pr.err = kerr.CorruptMessage.Code, err
+			if len(records) >= 17 && records[16] != 2 {
+				pr.code = kerr.UnsupportedForMessageFormat.Code // magic 0 and 1 (before Kafka 0.11)
+				pr.err = fmt.Errorf("record batch magic %d: only RecordBatch v2 is stored", records[16])
+			}
+			return
+		}
+		batch := records[:h.Size()]
+		records = records[h.Size():]
+		if h.Transactional() || h.Control() {
+			pr.code, pr.err = kerr.InvalidTxnState.Code, errors.New("transactional batches are not supported")
+			return
+		}
+		b := &seqBatch{done: make(chan struct{})}
+		if h.ProducerID >= 0 {
+			var dup bool
+			var code int16
+			b, dup, code = s.producers.accept(pr.part, h)
+			if code != 0 {
+				pr.code, pr.err = code, fmt.Errorf("producer %d epoch %d sequence %d refused", h.ProducerID, h.ProducerEpoch, h.BaseSequence)
+				return
+			}
+			if dup {
+				pr.pending = append(pr.pending, b)
+				continue
+			}
+		}
+		pid := h.ProducerID
+		err = pr.part.AppendAsync(batch, func(res spoollog.AppendResult, err error) {
+			if pid >= 0 {
+				s.producers.finish(pr.part, pid, b, res, err)
+				return
+			}
+			b.res, b.err = res, err
+			close(b.done)
+		})
+		if err != nil {
+			if pid >= 0 {
+				s.producers.finish(pr.part, pid, b, spoollog.AppendResult{}, err)
+			}
+			pr.code, pr.err = errorCode(err), err
+			return
+		}
+		s.stats.ProducedBatch.Add(1)
+		pr.pending = append(pr.pending, b)
+	}
+}
+
+// finishPartition waits for a partition's appends and fills in its answer.
+func (s *Server) finishPartition(pr *partResult, timeout <-chan time.Time) {
+	sp := pr.resp
+	for _, b := range pr.pending {
+		select {
+		case <-b.done:
+		case <-timeout:
+			// Still being written: the client retries, and an idempotent
+			// retry is answered from the original append.
+			sp.ErrorCode = kerr.RequestTimedOut.Code
+			return
+		}
+		if b.err != nil && pr.err == nil {
+			pr.code, pr.err = errorCode(b.err), b.err
+		}
+		if sp.BaseOffset < 0 && b.err == nil {
+			sp.BaseOffset, sp.LogAppendTime = b.res.BaseOffset, b.res.LogAppendTime
+		}
+	}
+	if pr.err != nil {
+		s.stats.ProduceErrors.Add(1)
+		sp.ErrorCode, sp.ErrorMessage = pr.code, errMessage(pr.err)
+		sp.BaseOffset = -1
+		s.lg.Warn("produce refused", "partition", sp.Partition, "code", pr.code, "error", pr.err)
+	}
+	if pr.part != nil {
+		sp.LogStartOffset = pr.part.LogStartOffset()
+	}
+}
