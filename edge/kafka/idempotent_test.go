@@ -107,7 +107,7 @@ func TestIdempotentRetries(t *testing.T) {
 func TestIdempotentProducerKgo(t *testing.T) {
 	px := newCuttingProxy(t)
 	tb := startBroker(t, kafka.Options{Advertised: px.addr()})
-	px.target = tb.addr()
+	px.target.Store(new(tb.addr()))
 	tb.createTopic("idem-kgo", 3)
 	px.budget.Store(8)
 	p, err := kgo.NewClient(kgo.SeedBrokers(px.addr()), kgo.DefaultProduceTopic("idem-kgo"),

@@ -17,7 +17,7 @@ import (
 // stored the records, and must retry.
 type cuttingProxy struct {
 	ln     net.Listener
-	target string
+	target atomic.Pointer[string] // the broker's address
 	budget atomic.Int32 // produce answers still to drop
 	cut    atomic.Int32
 	wg     sync.WaitGroup
@@ -65,7 +65,7 @@ func readFrame(r io.Reader) ([]byte, error) {
 func (px *cuttingProxy) serve(c net.Conn) {
 	defer px.wg.Done()
 	defer c.Close()
-	s, err := net.Dial("tcp", px.target)
+	s, err := net.Dial("tcp", *px.target.Load())
 	if err != nil {
 		return
 	}
