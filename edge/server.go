@@ -1,5 +1,5 @@
 // Package edge is the appliance: it opens the commit log, declares the
-// configured topics, and runs the listeners (MQTT, HTTP) under one
+// configured topics, and runs the listeners (MQTT, Kafka, HTTP) under one
 // context, shutting them down in the order that loses nothing.
 package edge
 
@@ -16,6 +16,7 @@ import (
 
 	"github.com/spoolmq/spool/edge/config"
 	"github.com/spoolmq/spool/edge/httpapi"
+	"github.com/spoolmq/spool/edge/kafka"
 	"github.com/spoolmq/spool/edge/metrics"
 	"github.com/spoolmq/spool/edge/mqtt"
 	spoollog "github.com/spoolmq/spool/log"
@@ -27,6 +28,7 @@ type Server struct {
 	lg     *slog.Logger
 	log    *spoollog.Log
 	broker *mqtt.Broker
+	kafka  *kafka.Server
 	reg    *metrics.Registry
 
 	httpAddr atomic.Pointer[net.Addr]
@@ -68,6 +70,20 @@ func Open(cfg config.Config, lg *slog.Logger) (s *Server, err error) {
 			return nil, err
 		}
 		registerMQTTMetrics(s.reg, s.broker)
+	}
+	if cfg.Kafka.Addr != "" {
+		s.kafka, err = kafka.New(kafka.Options{
+			Addr:             cfg.Kafka.Addr,
+			Advertised:       cfg.Kafka.Advertised,
+			AutoCreateTopics: cfg.Kafka.AutoCreateTopics,
+			MaxRequestSize:   int(cfg.Kafka.MaxRequestSize),
+			Log:              l,
+			Logger:           lg.With("component", "kafka"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		registerKafkaMetrics(s.reg, s.kafka)
 	}
 	return s, nil
 }
@@ -128,6 +144,9 @@ func (s *Server) Log() *spoollog.Log { return s.log }
 // Broker returns the MQTT broker, or nil when no MQTT listener is configured.
 func (s *Server) Broker() *mqtt.Broker { return s.broker }
 
+// Kafka returns the Kafka listener, or nil when none is configured.
+func (s *Server) Kafka() *kafka.Server { return s.kafka }
+
 // HTTPAddr returns the bound HTTP address once Run is listening, or nil.
 func (s *Server) HTTPAddr() net.Addr {
 	if a := s.httpAddr.Load(); a != nil {
@@ -156,6 +175,19 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 			}
 		}
 	}
+	kafkaDone := make(chan error, 1)
+	if err == nil && s.kafka != nil {
+		if err = s.kafka.Listen(); err != nil {
+			err = fmt.Errorf("kafka.addr: %w", err)
+		} else {
+			s.lg.Info("kafka listening", "addr", s.kafka.Addr().String())
+			go func() {
+				if err := s.kafka.Serve(); err != nil {
+					kafkaDone <- err
+				}
+			}()
+		}
+	}
 	if err == nil {
 		if ready != nil {
 			ready()
@@ -163,6 +195,7 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 		select {
 		case <-ctx.Done():
 		case err = <-httpDone:
+		case err = <-kafkaDone:
 		}
 	}
 	s.stopping.Store(true)
@@ -179,6 +212,12 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 	if s.broker != nil {
 		if berr := s.broker.Close(); berr != nil && err == nil {
 			err = berr
+		}
+	}
+	if s.kafka != nil {
+		// Produce requests waiting for their fsync are answered first.
+		if kerr := s.kafka.Close(); kerr != nil && err == nil {
+			err = fmt.Errorf("kafka shutdown: %w", kerr)
 		}
 	}
 	if merr := <-maint; merr != nil && err == nil {

@@ -67,6 +67,7 @@ func TestWebSocketPublishReadOverHTTP(t *testing.T) {
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
 	cfg.MQTT.Addr = ""
+	cfg.Kafka.Addr = ""
 	cfg.MQTT.WebSocket = freePort(t)
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	three := int32(3)

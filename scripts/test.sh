@@ -23,12 +23,14 @@ fi
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 go version
 
-# Real MQTT peers: the tests drive Spool with mosquitto_pub/mosquitto_sub.
-if ! command -v mosquitto_pub >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "== installing mosquitto-clients"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto-clients >/dev/null
-  fi
+# Real peers: the tests drive Spool with mosquitto_pub/mosquitto_sub (MQTT)
+# and kcat (librdkafka).
+missing=()
+command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "== installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # With this set, a test that needs a peer fails instead of skipping.
 export SPOOL_REQUIRE_PEERS=1

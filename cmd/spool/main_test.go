@@ -153,7 +153,7 @@ func TestServeStartsAndStops(t *testing.T) {
 	done := make(chan int, 1)
 	var errOut bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", dir, "--mqtt-addr", "127.0.0.1:0", "--http-addr", "off", "--log-format", "json"}, &bytes.Buffer{}, &errOut)
+		done <- run(ctx, []string{"serve", "--data", dir, "--mqtt-addr", "127.0.0.1:0", "--kafka-addr", "off", "--http-addr", "off", "--log-format", "json"}, &bytes.Buffer{}, &errOut)
 	}()
 	deadline := time.After(10 * time.Second)
 	for {

@@ -73,7 +73,9 @@ func buildSpool(t *testing.T) string {
 // childEnv is this process's environment without SPOOL_ variables, which
 // would override the flags and config a test gives.
 func childEnv(extra ...string) []string {
-	var env []string
+	// Tests that want the Kafka listener say --kafka-addr (flags win):
+	// the default port would collide between tests running at once.
+	env := []string{"SPOOL_KAFKA_ADDR=off"}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SPOOL_") {
 			env = append(env, kv)

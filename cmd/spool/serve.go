@@ -22,6 +22,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfgPath := fs.String("config", "", "YAML config file (default: none, built-in defaults)")
 	data := fs.String("data", "", "data directory (overrides data:; default ./spool-data)")
 	mqttAddr := fs.String("mqtt-addr", "", "MQTT TCP listen address (overrides mqtt.addr; default 127.0.0.1:1883; \"off\" disables)")
+	kafkaAddr := fs.String("kafka-addr", "", "Kafka listen address (overrides kafka.addr; default 127.0.0.1:9092; \"off\" disables)")
 	httpAddr := fs.String("http-addr", "", "HTTP listen address (overrides http.addr; default 127.0.0.1:8080; \"off\" disables)")
 	budget := fs.String("disk-budget", "", "bound on the bytes of all segments, e.g. 2GiB (overrides disk_budget; 0: none)")
 	logFormat := fs.String("log-format", "", "log format: text or json (overrides log.format)")
@@ -41,7 +42,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// ...), which win over the config file.
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, name := range []string{"data", "mqtt-addr", "http-addr", "disk-budget", "log-format", "log-level"} {
+	for _, name := range []string{"data", "mqtt-addr", "kafka-addr", "http-addr", "disk-budget", "log-format", "log-level"} {
 		env := "SPOOL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 		if v, ok := os.LookupEnv(env); ok && !set[name] {
 			if err := fs.Set(name, v); err != nil {
@@ -55,6 +56,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if set["mqtt-addr"] {
 		cfg.MQTT.Addr = offEmpty(*mqttAddr)
+	}
+	if set["kafka-addr"] {
+		cfg.Kafka.Addr = offEmpty(*kafkaAddr)
 	}
 	if set["http-addr"] {
 		cfg.HTTP.Addr = offEmpty(*httpAddr)

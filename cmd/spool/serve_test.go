@@ -45,7 +45,7 @@ func TestServeConfigErrors(t *testing.T) {
 			// is already over, so it exits 0 at once instead of hanging.
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
-			code, _, stderr := spool(t, ctx, "serve", "--config", cfg, "--data", data, "--mqtt-addr", "127.0.0.1:0", "--http-addr", "off")
+			code, _, stderr := spool(t, ctx, "serve", "--config", cfg, "--data", data, "--mqtt-addr", "127.0.0.1:0", "--kafka-addr", "off", "--http-addr", "off")
 			if code != 1 {
 				t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 			}

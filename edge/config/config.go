@@ -28,6 +28,7 @@ type Config struct {
 
 	Log    LogConfig   `yaml:"log"`
 	MQTT   MQTTConfig  `yaml:"mqtt"`
+	Kafka  KafkaConfig `yaml:"kafka"`
 	HTTP   HTTPConfig  `yaml:"http"`
 	Auth   AuthConfig  `yaml:"auth"`
 	Topics []TopicSpec `yaml:"topics"`
@@ -74,6 +75,20 @@ type TLSListener struct {
 	Key  string `yaml:"key"`
 	// ClientCA, when set, requires clients to present a certificate it signed.
 	ClientCA string `yaml:"client_ca"`
+}
+
+// KafkaConfig is the Kafka wire protocol listener.
+type KafkaConfig struct {
+	// Addr is the listen address; empty disables it.
+	Addr string `yaml:"addr"`
+	// Advertised is the host:port clients are told to connect to, when it
+	// differs from Addr (a wildcard address, NAT, a container).
+	Advertised string `yaml:"advertised"`
+	// AutoCreateTopics creates a topic (with the log's defaults) when a
+	// client asks for its metadata, as Kafka's auto.create.topics.enable.
+	AutoCreateTopics bool `yaml:"auto_create_topics"`
+	// MaxRequestSize bounds one request; a bigger one closes the connection.
+	MaxRequestSize Size `yaml:"max_request_size"`
 }
 
 // HTTPConfig is the HTTP API and metrics listener.
@@ -158,7 +173,8 @@ func Default() Config {
 			Retain:        true,
 			MaxQueued:     1024,
 		},
-		HTTP: HTTPConfig{Addr: "127.0.0.1:8080"},
+		Kafka: KafkaConfig{Addr: "127.0.0.1:9092", AutoCreateTopics: true, MaxRequestSize: 16 << 20},
+		HTTP:  HTTPConfig{Addr: "127.0.0.1:8080"},
 	}
 }
 

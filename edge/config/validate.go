@@ -42,6 +42,7 @@ func (c *Config) Validate() error {
 	addrsOK := true
 	for _, l := range []struct{ key, addr string }{
 		{"mqtt.addr", m.Addr}, {"mqtt.tls.addr", m.TLS.Addr}, {"mqtt.websocket", m.WebSocket}, {"http.addr", c.HTTP.Addr},
+		{"kafka.addr", c.Kafka.Addr}, {"kafka.advertised", c.Kafka.Advertised},
 	} {
 		if l.addr == "" {
 			continue
@@ -71,6 +72,16 @@ func (c *Config) Validate() error {
 	}
 	if m.MaxQueued < 1 {
 		bad("mqtt.max_queued", "must be at least 1")
+	}
+
+	if c.Kafka.MaxRequestSize < 1<<10 || c.Kafka.MaxRequestSize > 1<<30 {
+		bad("kafka.max_request_size", "%v is not between 1KiB and 1GiB", c.Kafka.MaxRequestSize)
+	}
+	// The Kafka listener has no authentication yet (SASL is to come):
+	// beyond loopback it would let anyone read and write every topic, so
+	// that takes an explicit allow_anonymous: true.
+	if hostPort(c.Kafka.Addr) && !isLoopback(c.Kafka.Addr) && (c.Auth.AllowAnonymous == nil || !*c.Auth.AllowAnonymous) {
+		bad("kafka.addr", "%s listens beyond loopback, and the Kafka listener does not authenticate clients yet: bind it to 127.0.0.1, or set auth.allow_anonymous: true", c.Kafka.Addr)
 	}
 
 	// Listening beyond loopback needs credentials: a bearer token for the
@@ -181,7 +192,7 @@ func (c *Config) mqttLoopbackOnly() bool {
 
 // LoopbackOnly reports whether every listener is bound to a loopback address.
 func (c *Config) LoopbackOnly() bool {
-	for _, addr := range []string{c.MQTT.Addr, c.MQTT.TLS.Addr, c.MQTT.WebSocket, c.HTTP.Addr} {
+	for _, addr := range []string{c.MQTT.Addr, c.MQTT.TLS.Addr, c.MQTT.WebSocket, c.HTTP.Addr, c.Kafka.Addr} {
 		if addr != "" && !isLoopback(addr) {
 			return false
 		}

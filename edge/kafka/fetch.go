@@ -68,6 +68,8 @@ func (s *Server) readFetch(r *kmsg.FetchRequest, notify *[]<-chan struct{}) (*km
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
+			// Empty, not null: librdkafka refuses a null record set (size -1).
+			sp.RecordBatches = []byte{}
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			var p *spoollog.Partition
 			err := terr

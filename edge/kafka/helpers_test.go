@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -131,3 +132,5 @@ func consumeN(t *testing.T, c *kgo.Client, n int) []*kgo.Record {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func fmtSscan(s string, args ...any) (int, error) { return fmt.Sscan(s, args...) }

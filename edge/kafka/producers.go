@@ -25,8 +25,9 @@ const recentBatches = 5
 const pidBlock = 1024
 
 const (
-	nsKafka     = "kafka"
-	keyPIDBlock = "producer_id_block" // the end of the last block of ids handed out
+	nsKafka      = "kafka"
+	keyPIDBlock  = "producer_id_block" // the end of the last block of ids handed out
+	keyClusterID = "cluster_id"
 )
 
 type producers struct {

@@ -18,7 +18,7 @@ import (
 type cuttingProxy struct {
 	ln     net.Listener
 	target atomic.Pointer[string] // the broker's address
-	budget atomic.Int32 // produce answers still to drop
+	budget atomic.Int32           // produce answers still to drop
 	cut    atomic.Int32
 	wg     sync.WaitGroup
 }

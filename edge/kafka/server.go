@@ -11,6 +11,8 @@ package kafka
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,7 +41,8 @@ type Options struct {
 	// MaxRequestSize bounds one request frame; a bigger one closes the
 	// connection (Kafka's socket.request.max.bytes). 0 means 100 MiB.
 	MaxRequestSize int
-	// ClusterID names the cluster in metadata responses.
+	// ClusterID names the cluster in metadata responses; empty means the
+	// data directory's own, made at its first start.
 	ClusterID string
 
 	Log    *spoollog.Log
@@ -86,18 +89,34 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxRequestSize <= 0 {
 		opts.MaxRequestSize = 100 << 20
 	}
-	if opts.ClusterID == "" {
-		opts.ClusterID = "spool"
-	}
 	ps, err := newProducers(opts.Log.Meta())
 	if err != nil {
 		return nil, err
+	}
+	if opts.ClusterID == "" {
+		if opts.ClusterID, err = clusterID(opts.Log.Meta()); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		opts: opts, log: opts.Log, lg: opts.Logger, producers: ps,
 		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{},
 	}, nil
+}
+
+// clusterID returns the data directory's cluster id, making one (22
+// characters of base64 of 16 random bytes, like Kafka's) the first time.
+// Clients notice a cluster id that changes: it must not.
+func clusterID(meta *spoollog.Meta) (string, error) {
+	b, ok, err := meta.GetCursor(nsKafka, keyClusterID)
+	if err != nil || ok {
+		return string(b), err
+	}
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	id := base64.RawURLEncoding.EncodeToString(raw[:])
+	return id, meta.PutCursor(nsKafka, keyClusterID, []byte(id))
 }
 
 // Listen binds the listener; Serve then accepts on it.
