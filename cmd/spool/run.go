@@ -25,6 +25,12 @@ func commands() []command {
 		{"passwd", "hash a password read from stdin for auth.users[].password_hash", func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return runPasswd(ctx, args, stdin, stdout, stderr)
 		}},
+		{"topic", "create, list, describe, alter, delete topics over the Kafka protocol", runTopic},
+		{"produce", "send lines of stdin as records to a Kafka topic", func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			return runProduce(ctx, args, stdin, stdout, stderr)
+		}},
+		{"consume", "print the records of a Kafka topic", runConsume},
+		{"group", "list, describe and reset the offsets of consumer groups", runGroup},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -1,0 +1,458 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// startAt is where a consume begins in a partition that has no committed
+// offset.
+type startAt struct {
+	kind string // "earliest", "latest" or "exact"
+	at   int64  // the offset, for "exact"
+}
+
+func parseStartAt(s string) (startAt, error) {
+	switch s {
+	case "earliest", "beginning":
+		return startAt{kind: "earliest"}, nil
+	case "latest", "end":
+		return startAt{kind: "latest"}, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return startAt{}, fmt.Errorf("--offset %q is not earliest, latest or an offset", s)
+	}
+	return startAt{kind: "exact", at: n}, nil
+}
+
+// next is the first offset a consume starting here reads, given the
+// partition's log start and high watermark; kgo clamps an exact offset
+// into the log the same way.
+func (s startAt) next(logStart, end int64) int64 {
+	switch s.kind {
+	case "earliest":
+		return logStart
+	case "latest":
+		return end
+	}
+	return min(max(s.at, logStart), end)
+}
+
+func (s startAt) kgoOffset(logStart, end int64) kgo.Offset {
+	// Exact offsets, not AtEnd: "latest" means the end when spool started,
+	// so that --follow also prints what is produced while it connects.
+	return kgo.NewOffset().At(s.next(logStart, end))
+}
+
+// runConsume prints the records of a topic, like
+// kafka-console-consumer.sh. Without --follow it stops once it has read up
+// to the high watermarks it saw when it started, so that it can be used in
+// scripts; with --group it resumes from and commits the group's offsets.
+func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("spool consume", stderr)
+	k := addKafkaFlags(fs)
+	fromBeginning := fs.Bool("from-beginning", false, "start at the earliest offset (same as --offset earliest)")
+	offset := fs.String("offset", "", "where to start: earliest, latest or an offset N (default: earliest, or latest with --follow; with --group, only where nothing is committed)")
+	partition := fs.Int("partition", -1, "read only this partition (default: all)")
+	group := fs.String("group", "", "consume as a member of this consumer group and commit what was printed")
+	follow := fs.Bool("follow", false, "keep waiting for new records (default: stop when caught up with the high watermarks seen at start)")
+	count := fs.Int("count", 0, "stop after N records (default: no limit)")
+	format := fs.String("format", "text", "output: text (the value, one a line) or json (one object a line)")
+	printKey := fs.Bool("print-key", false, "text format: print key<TAB>value")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: spool consume TOPIC [flags]\nPrints records to stdout and the count to stderr.")
+		fs.PrintDefaults()
+	}
+	pos, code := parseInterspersed(fs, args)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) != 1 || pos[0] == "" {
+		fs.Usage()
+		return 2
+	}
+	topic := pos[0]
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "spool consume: "+format+"\n", a...)
+		return 2
+	}
+
+	start := startAt{kind: "earliest"}
+	if *follow {
+		start.kind = "latest"
+	}
+	switch {
+	case *fromBeginning && *offset != "":
+		return usageErr("--from-beginning and --offset exclude each other")
+	case *fromBeginning:
+		start.kind = "earliest"
+	case *offset != "":
+		var err error
+		if start, err = parseStartAt(*offset); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+	if *group != "" && (*partition >= 0 || start.kind == "exact") {
+		return usageErr("--group assigns the partitions and resumes from committed offsets; --partition and --offset N are for consuming without a group (see spool group reset-offsets)")
+	}
+	if *partition < -1 || *partition > 1<<31-1 {
+		return usageErr("--partition %d is not a partition number", *partition)
+	}
+	if *count < 0 {
+		return usageErr("--count %d is negative", *count)
+	}
+	if *format != "text" && *format != "json" {
+		return usageErr("--format %q is not text or json", *format)
+	}
+
+	// What the topic holds now: its partitions, log starts and high
+	// watermarks. A consume without --follow reads up to these.
+	admCl, adm, err := k.admin(ctx)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	snap, err := snapshotTopic(ctx, adm, topic)
+	admCl.Close()
+	if err != nil {
+		return fail(stderr, "consume %s: %v", topic, err)
+	}
+	if *partition >= 0 {
+		if _, ok := snap.end[int32(*partition)]; !ok {
+			return fail(stderr, "consume %s: --partition %d, but the topic has partitions 0 to %d", topic, *partition, len(snap.end)-1)
+		}
+	}
+
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	prog := &progress{end: snap.end, next: map[int32]int64{}}
+	opts := []kgo.Opt{
+		// Control records (transaction markers) take offsets too; seeing
+		// them is how the position reaches a high watermark that sits
+		// behind one. They are never printed.
+		kgo.KeepControlRecords(),
+	}
+	if *group != "" {
+		first := kgo.NewOffset().AtStart()
+		if start.kind == "latest" {
+			first = kgo.NewOffset().AtEnd()
+		}
+		opts = append(opts,
+			kgo.ConsumerGroup(*group),
+			kgo.ConsumeTopics(topic),
+			kgo.ConsumeStartOffset(first),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			// Commit exactly what was printed: --count may stop in the
+			// middle of a polled batch.
+			kgo.AutoCommitMarks(),
+			kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+				prog.assign(ctx, cl, *group, topic, assigned[topic], start, snap)
+			}),
+			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+				// Replacing the default revoke means committing here, as
+				// it would, before another member takes the partitions.
+				if err := cl.CommitMarkedOffsets(ctx); err != nil {
+					prog.fail(fmt.Errorf("committing offsets on a rebalance: %w", err))
+				}
+				prog.drop(revoked[topic])
+			}),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+				prog.drop(lost[topic])
+			}),
+		)
+	} else {
+		parts := map[int32]kgo.Offset{}
+		for p, end := range snap.end {
+			if *partition >= 0 && p != int32(*partition) {
+				continue
+			}
+			parts[p] = start.kgoOffset(snap.start[p], end)
+			prog.next[p] = start.next(snap.start[p], end)
+		}
+		prog.ready = true
+		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
+	}
+	cl, err := k.connect(ctx, opts...)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	defer cl.Close()
+
+	if *follow {
+		fmt.Fprintf(stderr, "spool: following %s; interrupt to stop\n", topic)
+	}
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	pr := recordPrinter{w: out, json: *format == "json", printKey: *printKey}
+	n := 0
+	var runErr error
+	interrupted := false
+poll:
+	for {
+		if err := prog.failure(); err != nil {
+			runErr = err
+			break
+		}
+		if *count > 0 && n >= *count {
+			break
+		}
+		if !*follow && prog.done() {
+			break
+		}
+		// Without --follow a poll that brings nothing for the whole
+		// timeout means the broker stopped answering, or the log has a
+		// gap (compaction) the position cannot cross: stop, not hang.
+		pctx, cancel := sigCtx, context.CancelFunc(func() {})
+		unwake := func() {}
+		if !*follow {
+			pctx, cancel = context.WithTimeout(sigCtx, k.timeout)
+			// A group assignment can make the consume done while the
+			// poll waits for records that are not coming: it wakes the
+			// poll.
+			unwake = prog.wakeWhenDone(cancel)
+		}
+		fetches := cl.PollRecords(pctx, *count-n)
+		unwake()
+		cancel()
+		if fetches.IsClientClosed() {
+			break
+		}
+		var fetchErr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if fetchErr == nil {
+				fetchErr = fmt.Errorf("partition %d: %w", p, err)
+				if t == "" {
+					fetchErr = err
+				}
+			}
+		})
+		fetches.EachRecord(func(r *kgo.Record) {
+			if *count > 0 && n >= *count {
+				return
+			}
+			prog.advance(r.Partition, r.Offset+1)
+			if *group != "" {
+				cl.MarkCommitRecords(r)
+			}
+			if r.Attrs.IsControl() {
+				return
+			}
+			pr.print(r)
+			n++
+		})
+		if err := out.Flush(); err != nil {
+			runErr = fmt.Errorf("writing the records: %w", err)
+			break
+		}
+		switch {
+		case fetchErr == nil:
+		case sigCtx.Err() != nil:
+			interrupted = true
+			break poll
+		case errors.Is(fetchErr, context.Canceled):
+			// Woken: done or failed, which the top of the loop handles.
+		case errors.Is(fetchErr, context.DeadlineExceeded):
+			runErr = fmt.Errorf("no record for %v before reaching the high watermarks seen at start (%s); --follow waits without limit", k.timeout, prog.behind())
+			break poll
+		default:
+			runErr = fetchErr
+			break poll
+		}
+	}
+	if err := out.Flush(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("writing the records: %w", err)
+	}
+	if *group != "" {
+		// The commit must happen even after a signal, so it gets its own
+		// bounded context rather than the cancelled one.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.timeout)
+		err := cl.CommitMarkedOffsets(cctx)
+		cancel()
+		if err != nil && runErr == nil {
+			runErr = fmt.Errorf("committing offsets for group %s: %w", *group, err)
+		}
+	}
+	if interrupted {
+		fmt.Fprintln(stderr, "spool: interrupted")
+	}
+	fmt.Fprintf(stderr, "spool: consumed %d records from %s\n", n, topic)
+	if runErr != nil {
+		return fail(stderr, "consume %s: %v", topic, runErr)
+	}
+	return 0
+}
+
+// topicSnapshot is a topic's partitions with their log start offsets and
+// high watermarks at one moment.
+type topicSnapshot struct {
+	start, end map[int32]int64
+}
+
+func snapshotTopic(ctx context.Context, adm *kadm.Client, topic string) (topicSnapshot, error) {
+	if _, err := describeTopic(ctx, adm, topic); err != nil {
+		return topicSnapshot{}, err
+	}
+	snap := topicSnapshot{start: map[int32]int64{}, end: map[int32]int64{}}
+	for _, l := range []struct {
+		list func(context.Context, ...string) (kadm.ListedOffsets, error)
+		into map[int32]int64
+		what string
+	}{{adm.ListStartOffsets, snap.start, "start"}, {adm.ListEndOffsets, snap.end, "end"}} {
+		listed, err := l.list(ctx, topic)
+		if err == nil {
+			err = listed.Error()
+		}
+		if err != nil {
+			return topicSnapshot{}, fmt.Errorf("listing %s offsets: %w", l.what, err)
+		}
+		listed.Each(func(o kadm.ListedOffset) { l.into[o.Partition] = o.Offset })
+	}
+	return snap, nil
+}
+
+// progress says when a consume without --follow is done: when every
+// partition it reads has reached the high watermark seen at start.
+type progress struct {
+	mu    sync.Mutex // guards the fields below: group callbacks run on kgo's goroutines
+	end   map[int32]int64
+	next  map[int32]int64 // the partitions being read, and the next offset of each
+	ready bool            // the partitions are known: always without a group, after the first assignment with one
+	err   error
+	wake  func() // called once, when done or failed, to end a waiting poll
+}
+
+// wakeWhenDone arranges for wake to be called as soon as the consume is
+// done or has failed, at once if it already is. The returned function
+// cancels the arrangement.
+func (p *progress) wakeWhenDone(wake func()) func() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wake = wake
+	p.maybeWakeLocked()
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.wake = nil
+	}
+}
+
+func (p *progress) maybeWakeLocked() {
+	if p.wake != nil && (p.err != nil || p.doneLocked()) {
+		p.wake()
+		p.wake = nil
+	}
+}
+
+// assign adds newly assigned partitions, starting from the group's
+// committed offsets; partitions without one start where start says.
+func (p *progress) assign(ctx context.Context, cl *kgo.Client, group, topic string, parts []int32, start startAt, snap topicSnapshot) {
+	var committed kadm.OffsetResponses
+	if len(parts) > 0 {
+		var err error
+		committed, err = kadm.NewClient(cl).FetchOffsets(ctx, group)
+		if err == nil {
+			err = committed.Error()
+		}
+		if err != nil {
+			p.fail(fmt.Errorf("fetching the committed offsets of group %s: %w", group, err))
+			return
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, part := range parts {
+		next := start.next(snap.start[part], snap.end[part])
+		if c, ok := committed.Lookup(topic, part); ok && c.At >= 0 {
+			next = c.At
+		}
+		p.next[part] = next
+	}
+	p.ready = true
+	p.maybeWakeLocked()
+}
+
+func (p *progress) drop(parts []int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, part := range parts {
+		delete(p.next, part)
+	}
+	p.maybeWakeLocked()
+}
+
+func (p *progress) advance(part int32, next int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n, ok := p.next[part]; ok && next > n {
+		p.next[part] = next
+	}
+}
+
+func (p *progress) done() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.doneLocked()
+}
+
+func (p *progress) doneLocked() bool {
+	if !p.ready {
+		return false
+	}
+	for part, n := range p.next {
+		if n < p.end[part] {
+			return false
+		}
+	}
+	return true
+}
+
+// behind describes the partitions short of their high watermark.
+func (p *progress) behind() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.ready {
+		return "no partitions assigned yet"
+	}
+	var parts []int32
+	for part, n := range p.next {
+		if n < p.end[part] {
+			parts = append(parts, part)
+		}
+	}
+	slices.Sort(parts)
+	s := ""
+	for i, part := range parts {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("partition %d at %d of %d", part, p.next[part], p.end[part])
+	}
+	return s
+}
+
+func (p *progress) fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.maybeWakeLocked()
+}
+
+func (p *progress) failure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}

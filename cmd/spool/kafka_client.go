@@ -1,0 +1,186 @@
+package main
+
+// The Kafka-protocol subcommands (topic, produce, consume, group) talk to
+// any Kafka cluster, Spool's own listener included, through franz-go. This
+// file holds what they share: the connection flags, a client that fails
+// fast when nothing answers, and flag parsing that accepts flags after the
+// positional arguments.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const (
+	// defaultBrokers is where spool serve's Kafka listener binds by default.
+	defaultBrokers = "127.0.0.1:9092"
+
+	// maxDialTimeout bounds one TCP connect. A loopback or LAN broker
+	// answers in milliseconds; kgo's own default of 10s would make a
+	// black-holed address look like a hang.
+	maxDialTimeout = 3 * time.Second
+
+	// defaultKafkaTimeout is the budget of one request including its
+	// retries, and of the first contact with the cluster.
+	defaultKafkaTimeout = 15 * time.Second
+)
+
+// kafkaFlags are the connection flags of every Kafka-protocol subcommand.
+type kafkaFlags struct {
+	brokers string
+	timeout time.Duration
+}
+
+func addKafkaFlags(fs *flag.FlagSet) *kafkaFlags {
+	k := &kafkaFlags{}
+	def := os.Getenv("SPOOL_BROKERS")
+	if def == "" {
+		def = defaultBrokers
+	}
+	fs.StringVar(&k.brokers, "brokers", def, "Kafka bootstrap brokers, host:port[,host:port] (env SPOOL_BROKERS)")
+	fs.DurationVar(&k.timeout, "timeout", defaultKafkaTimeout, "how long a request may keep retrying before spool gives up")
+	return k
+}
+
+func (k *kafkaFlags) seeds() ([]string, error) {
+	var seeds []string
+	for s := range strings.SplitSeq(k.brokers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			seeds = append(seeds, s)
+		}
+	}
+	if len(seeds) == 0 {
+		return nil, errors.New("--brokers is empty")
+	}
+	if k.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout %v is not positive", k.timeout)
+	}
+	return seeds, nil
+}
+
+// connect returns a client that has answered one request. kgo connects
+// lazily and retries dials for its whole retry budget, so without this
+// first round trip an unreachable cluster shows up late, as some other
+// request's timeout; with it, the command fails at once and says where it
+// looked.
+func (k *kafkaFlags) connect(ctx context.Context, extra ...kgo.Opt) (*kgo.Client, error) {
+	seeds, err := k.seeds()
+	if err != nil {
+		return nil, err
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(seeds...),
+		kgo.ClientID("spool"),
+		kgo.DialTimeout(min(maxDialTimeout, k.timeout)),
+		kgo.RequestTimeoutOverhead(k.timeout),
+		kgo.RetryTimeout(k.timeout),
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, k.timeout)
+	defer cancel()
+	if err := cl.Ping(pctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("no Kafka broker reachable at %s: %w", k.brokers, err)
+	}
+	return cl, nil
+}
+
+// admin returns an admin client over a connected client. Requests that
+// carry a broker-side timeout (create and delete topics) get the same
+// budget as the client's retries.
+func (k *kafkaFlags) admin(ctx context.Context) (*kgo.Client, *kadm.Client, error) {
+	cl, err := k.connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	adm := kadm.NewClient(cl)
+	adm.SetTimeoutMillis(int32(min(k.timeout, time.Hour).Milliseconds()))
+	return cl, adm, nil
+}
+
+// parseInterspersed parses flags placed before, between or after the
+// positional arguments ("spool topic create NAME --partitions 3"); the flag
+// package alone stops at the first positional argument. It returns the
+// positional arguments, or an exit code >= 0 as parseFlags does. After
+// "--" everything is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, int) {
+	var pos []string
+	for {
+		if code := parseFlags(fs, args); code >= 0 {
+			return nil, code
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, -1
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), -1
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// nameArg parses a subcommand that takes exactly one name (a topic, a group).
+func nameArg(fs *flag.FlagSet, args []string, usage string) (string, int) {
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: "+usage)
+		fs.PrintDefaults()
+	}
+	pos, code := parseInterspersed(fs, args)
+	if code >= 0 {
+		return "", code
+	}
+	if len(pos) != 1 || pos[0] == "" {
+		fs.Usage()
+		return "", 2
+	}
+	return pos[0], -1
+}
+
+// kvFlag collects a repeatable key=value flag (--config, --header) in the
+// order given; order matters for headers, which may repeat a key.
+type kvFlag []kv
+
+type kv struct{ key, value string }
+
+func (f *kvFlag) String() string {
+	var parts []string
+	for _, p := range *f {
+		parts = append(parts, p.key+"="+p.value)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f *kvFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not key=value", s)
+	}
+	*f = append(*f, kv{k, v})
+	return nil
+}
+
+// listFlag collects a repeatable plain flag (--delete-config).
+type listFlag []string
+
+func (f *listFlag) String() string { return strings.Join(*f, ",") }
+
+func (f *listFlag) Set(s string) error {
+	if s == "" {
+		return errors.New("empty value")
+	}
+	*f = append(*f, s)
+	return nil
+}
