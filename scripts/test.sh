@@ -23,11 +23,12 @@ fi
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 go version
 
-# Real peers: the tests drive Spool with mosquitto_pub/mosquitto_sub (MQTT)
-# and kcat (librdkafka).
+# Real peers: the tests drive Spool with mosquitto_pub/mosquitto_sub (MQTT),
+# kcat and Debian's python3-confluent-kafka (both librdkafka).
 missing=()
 command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+/usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || missing+=(python3-confluent-kafka)
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -42,6 +42,16 @@ func apiTable() map[kmsg.Key]api {
 		kmsg.AlterConfigs:            {0, 2, (*Server).alterConfigs},
 		kmsg.IncrementalAlterConfigs: {0, 1, (*Server).incrementalAlterConfigs},
 		kmsg.DescribeCluster:         {0, 1, (*Server).describeCluster},
+		kmsg.JoinGroup:               {0, 9, (*Server).joinGroup},
+		kmsg.SyncGroup:               {0, 5, (*Server).syncGroup},
+		kmsg.Heartbeat:               {0, 4, (*Server).heartbeat},
+		kmsg.LeaveGroup:              {0, 5, (*Server).leaveGroup},
+		kmsg.OffsetCommit:            {0, 9, (*Server).offsetCommit},
+		kmsg.OffsetFetch:             {0, 8, (*Server).offsetFetch},
+		kmsg.DescribeGroups:          {0, 5, (*Server).describeGroups},
+		kmsg.ListGroups:              {0, 4, (*Server).listGroups},
+		kmsg.DeleteGroups:            {0, 2, (*Server).deleteGroups},
+		kmsg.OffsetDelete:            {0, 0, (*Server).offsetDelete},
 	}
 }
 

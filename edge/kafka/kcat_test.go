@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +86,30 @@ func TestKcat(t *testing.T) {
 	}
 	if seen != len(keys) {
 		t.Errorf("kcat consumed %d records, want %d:\n%s", seen, len(keys), out)
+	}
+}
+
+// TestKcatGroupResumes: kcat's balanced consumer (-G) reads a topic to its
+// end and commits; a second run of the same group reads only what came
+// after.
+func TestKcatGroupResumes(t *testing.T) {
+	tb := startBroker(t, kafka.Options{})
+	tb.createTopic("kcg", 2)
+	produceValues(t, tb, "kcg", 0, 20)
+	read := func() []string {
+		out := strings.TrimSpace(kcat(t, tb, "", "-G", "kcat-group", "-e", "-f", `%s\n`, "-X", "auto.offset.reset=earliest", "kcg"))
+		if out == "" {
+			return nil
+		}
+		return strings.Split(out, "\n")
+	}
+	if got := read(); len(got) != 20 {
+		t.Fatalf("first run read %d records, want 20: %q", len(got), got)
+	}
+	produceValues(t, tb, "kcg", 20, 25)
+	got := read()
+	slices.Sort(got)
+	if want := []string{"20", "21", "22", "23", "24"}; !slices.Equal(got, want) {
+		t.Fatalf("second run read %q, want %q", got, want)
 	}
 }

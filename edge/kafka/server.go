@@ -55,6 +55,7 @@ type Server struct {
 	log       *spoollog.Log
 	lg        *slog.Logger
 	producers *producers
+	groups    *coordinator
 	stats     Stats
 
 	ln   net.Listener
@@ -100,7 +101,7 @@ func New(opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		opts: opts, log: opts.Log, lg: opts.Logger, producers: ps,
+		opts: opts, log: opts.Log, lg: opts.Logger, producers: ps, groups: newCoordinator(),
 		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{},
 	}, nil
 }
@@ -243,5 +244,6 @@ func (s *Server) Close() error {
 		err = s.ln.Close()
 	}
 	s.wg.Wait()
+	s.groups.close()
 	return err
 }
