@@ -47,6 +47,12 @@ func produceSeq(t *testing.T, ctx context.Context, addr, topic string, n, parts 
 	}
 }
 
+func sortedLines(s string) []string {
+	l := lines(s)
+	slices.Sort(l)
+	return l
+}
+
 func lines(s string) []string {
 	if s == "" {
 		return nil
@@ -177,6 +183,14 @@ func TestKafkaGroupCommands(t *testing.T) {
 	code, _, stderr = kafkaCmd(t, ctx, addr, "group", "reset-offsets", "g1", "--topic", "events", "--to-offset", "99", "--execute")
 	if code != 0 || !strings.Contains(stderr, "using 5 instead of 99") {
 		t.Errorf("--to-offset past the end: exit %d, %q", code, stderr)
+	}
+	// A group that never consumed gets offsets, as with Kafka's tool.
+	mustKafka(t, ctx, addr, "group", "reset-offsets", "fresh", "--topic", "events", "--to-offset", "4", "--execute")
+	if got := committed(t, ctx, adm, "fresh", "events"); got[0] != 4 || got[1] != 4 {
+		t.Errorf("offsets of a new group: %v", got)
+	}
+	if out := mustKafka(t, ctx, addr, "consume", "events", "--group", "fresh"); !slices.Equal(sortedLines(out), []string{"v8", "v9"}) {
+		t.Errorf("the new group read %q", out)
 	}
 	mustKafka(t, ctx, addr, "group", "reset-offsets", "g1", "--topic", "events", "--to-latest", "--execute")
 	if got := committed(t, ctx, adm, "g1", "events"); got[0] != 5 || got[1] != 5 {

@@ -112,6 +112,7 @@ func runProduce(ctx context.Context, args []string, in io.Reader, stdout, stderr
 	prodCtx := context.WithoutCancel(ctx)
 	lines, readErr := readLines(sigCtx, in)
 	var inputErr error
+	eof := false
 read:
 	for p.failure() == nil {
 		var l []byte
@@ -121,6 +122,7 @@ read:
 			break read
 		case line, more := <-lines:
 			if !more {
+				eof = true
 				break read
 			}
 			l = line
@@ -159,8 +161,10 @@ read:
 	case inputErr != nil:
 		return fail(stderr, "produce to %s: %v", topic, inputErr)
 	}
-	if err := <-readErr; err != nil {
-		return fail(stderr, "produce to %s: reading stdin: %v", topic, err)
+	if eof {
+		if err := <-readErr; err != nil {
+			return fail(stderr, "produce to %s: reading stdin: %v", topic, err)
+		}
 	}
 	return 0
 }

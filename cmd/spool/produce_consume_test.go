@@ -2,16 +2,20 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	spoollog "github.com/spoolmq/spool/log"
@@ -294,12 +298,18 @@ func TestKafkaProduceErrors(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "produced 2 records") || !strings.Contains(stderr, `line 3 has no key separator ":"`) {
 		t.Errorf("line without separator: exit %d, %q", code, stderr)
 	}
+	var errOut bytes.Buffer
+	in := io.MultiReader(strings.NewReader("r1\nr2\n"), iotest.ErrReader(errors.New("device gone")))
+	code = runProduce(ctx, []string{"small", "--brokers", addr, "--timeout", kafkaTestTimeout}, in, io.Discard, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "produced 2 records") || !strings.Contains(errOut.String(), "reading stdin: device gone") {
+		t.Errorf("stdin read error: exit %d, %q", code, errOut.String())
+	}
 	// The broker refuses the batch as a whole: both records fail.
 	code, stderr = produceInput(t, ctx, addr, "ok\n"+strings.Repeat("y", 1000)+"\n", "small")
 	if code != 1 || !strings.Contains(stderr, "MESSAGE_TOO_LARGE") || !strings.Contains(stderr, "2 of 2 records failed") {
 		t.Errorf("record over max.message.bytes: exit %d, %q", code, stderr)
 	}
-	if out := mustKafka(t, ctx, addr, "consume", "small", "--print-key"); out != "k1\tv1\nk2\tv2\n" {
+	if out := mustKafka(t, ctx, addr, "consume", "small", "--print-key"); out != "k1\tv1\nk2\tv2\n\tr1\n\tr2\n" {
 		t.Errorf("the topic holds %q", out)
 	}
 }

@@ -153,7 +153,11 @@ func runTopicDescribe(ctx context.Context, args []string, stdout, stderr io.Writ
 		return fail(stderr, "topic describe %s: configs: %v", name, withMessage(err, rc.ErrMessage))
 	}
 
-	fmt.Fprintf(stdout, "topic: %s\nid: %s\npartitions: %d\nreplication factor: %d\n\n", name, td.ID, len(td.Partitions), td.Partitions.NumReplicas())
+	fmt.Fprintf(stdout, "topic: %s\n", name)
+	if td.ID != (kadm.TopicID{}) { // brokers before Kafka 2.8 have no topic IDs
+		fmt.Fprintf(stdout, "id: %s\n", td.ID)
+	}
+	fmt.Fprintf(stdout, "partitions: %d\nreplication factor: %d\n\n", len(td.Partitions), td.Partitions.NumReplicas())
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tSTART\tEND")
 	for _, p := range td.Partitions.Sorted() {
