@@ -10,6 +10,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/spoolmq/spool/edge/config"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestKafkaSharesTopicsWithMQTTAndHTTP: a record published over MQTT is
@@ -83,5 +86,46 @@ func TestKafkaSharesTopicsWithMQTTAndHTTP(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if !containsLine(string(body), "spool_kafka_produced_batches_total 1") {
 		t.Errorf("/metrics lacks the produced batch:\n%s", body)
+	}
+}
+
+// TestKafkaSASLFromConfig: with anonymous access off, the config's users
+// log in over SASL/SCRAM with the credentials `spool passwd --scram`
+// prints, and a client without SASL is refused.
+func TestKafkaSASLFromConfig(t *testing.T) {
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.MQTT.Addr, cfg.Kafka.Addr, cfg.HTTP.Addr = "", "127.0.0.1:0", ""
+	off := false
+	cfg.Auth.AllowAnonymous = &off
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := config.MakeSCRAM("SCRAM-SHA-256", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Auth.Users = []config.User{{Name: "dash", PasswordHash: string(hash), SCRAM: []string{cred}}}
+	srv := startServer(t, cfg)
+	addr := srv.Kafka().Addr().String()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ok, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.SASL(scram.Auth{User: "dash", Pass: "pw"}.AsSha256Mechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ok.Close()
+	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, ok); err != nil {
+		t.Errorf("SCRAM login: %v", err)
+	}
+	anon, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RequestRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, anon); err == nil {
+		t.Error("a client without SASL was served")
 	}
 }

@@ -71,15 +71,8 @@ func Open(cfg config.Config, lg *slog.Logger) (s *Server, err error) {
 		}
 		registerMQTTMetrics(s.reg, s.broker)
 	}
-	if cfg.Kafka.Addr != "" {
-		s.kafka, err = kafka.New(kafka.Options{
-			Addr:             cfg.Kafka.Addr,
-			Advertised:       cfg.Kafka.Advertised,
-			AutoCreateTopics: cfg.Kafka.AutoCreateTopics,
-			MaxRequestSize:   int(cfg.Kafka.MaxRequestSize),
-			Log:              l,
-			Logger:           lg.With("component", "kafka"),
-		})
+	if cfg.Kafka.Addr != "" || cfg.Kafka.TLS.Addr != "" {
+		s.kafka, err = newKafka(cfg, l, lg.With("component", "kafka"))
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +173,11 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 		if err = s.kafka.Listen(); err != nil {
 			err = fmt.Errorf("kafka.addr: %w", err)
 		} else {
-			s.lg.Info("kafka listening", "addr", s.kafka.Addr().String())
+			for _, id := range []string{"plain", "tls"} {
+				if a := s.kafka.ListenerAddr(id); a != nil {
+					s.lg.Info("kafka listening", "listener", id, "addr", a.String())
+				}
+			}
 			go func() {
 				if err := s.kafka.Serve(); err != nil {
 					kafkaDone <- err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spoolmq/spool/edge/config"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -26,9 +27,11 @@ const maxPasswordBytes = 72
 func runPasswd(_ context.Context, args []string, in io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("spool passwd", stderr)
 	cost := fs.Int("cost", bcrypt.DefaultCost, fmt.Sprintf("bcrypt cost, %d to %d; each step doubles the time a login (and a guess) takes", bcrypt.MinCost, bcrypt.MaxCost))
+	withSCRAM := fs.Bool("scram", false, "also print SCRAM-SHA-256 and SCRAM-SHA-512 credentials (Kafka SASL/SCRAM), as YAML for a user entry")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: spool passwd [--cost N] < password")
-		fmt.Fprintln(stderr, "Reads a password from the first line of stdin and prints its bcrypt hash for auth.users[].password_hash.")
+		fmt.Fprintln(stderr, "usage: spool passwd [--cost N] [--scram] < password")
+		fmt.Fprintln(stderr, "Reads a password from the first line of stdin and prints its bcrypt hash for auth.users[].password_hash;")
+		fmt.Fprintln(stderr, "with --scram, the password_hash and scram keys of a user entry.")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args); code >= 0 {
@@ -61,7 +64,18 @@ func runPasswd(_ context.Context, args []string, in io.Reader, stdout, stderr io
 	if err != nil {
 		return fail(stderr, "passwd: %v", err)
 	}
-	fmt.Fprintf(stdout, "%s\n", hash)
+	if !*withSCRAM {
+		fmt.Fprintf(stdout, "%s\n", hash)
+		return 0
+	}
+	fmt.Fprintf(stdout, "password_hash: %s\nscram:\n", hash)
+	for _, mech := range []string{"SCRAM-SHA-256", "SCRAM-SHA-512"} {
+		cred, err := config.MakeSCRAM(mech, pw)
+		if err != nil {
+			return fail(stderr, "passwd: %v", err)
+		}
+		fmt.Fprintf(stdout, "  - %s\n", cred)
+	}
 	return 0
 }
 

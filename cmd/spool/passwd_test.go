@@ -153,3 +153,42 @@ func TestPasswdErrors(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
+
+// TestPasswdSCRAM: with --scram the output is the password_hash and scram
+// keys of a user entry, which the config takes.
+func TestPasswdSCRAM(t *testing.T) {
+	code, out, stderr := passwd(t, strings.NewReader("change-me\n"), "--cost", "4", "--scram")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	c, err := config.Parse(strings.NewReader("auth:\n  users:\n    - name: u\n" + indent(out, "      ")))
+	if err != nil {
+		t.Fatalf("the output does not parse as a user entry: %v\n%s", err, out)
+	}
+	u := c.Auth.Users[0]
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte("change-me")) != nil {
+		t.Errorf("password_hash does not verify the password")
+	}
+	var mechs []string
+	for _, s := range u.SCRAM {
+		cred, err := config.ParseSCRAM(s)
+		if err != nil {
+			t.Fatalf("scram %q: %v", s, err)
+		}
+		mechs = append(mechs, cred.Mechanism)
+	}
+	if strings.Join(mechs, " ") != "SCRAM-SHA-256 SCRAM-SHA-512" {
+		t.Errorf("mechanisms %v", mechs)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("config refuses the output: %v", err)
+	}
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = prefix + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}

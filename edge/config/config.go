@@ -89,6 +89,23 @@ type KafkaConfig struct {
 	AutoCreateTopics bool `yaml:"auto_create_topics"`
 	// MaxRequestSize bounds one request; a bigger one closes the connection.
 	MaxRequestSize Size `yaml:"max_request_size"`
+	// TLS is the TLS listener, off unless its address is set.
+	TLS KafkaTLS `yaml:"tls"`
+}
+
+// KafkaTLS is the Kafka TLS listener: a TLS listener and the address
+// its clients are told.
+type KafkaTLS struct {
+	Addr       string `yaml:"addr"`
+	Advertised string `yaml:"advertised"`
+	Cert       string `yaml:"cert"`
+	Key        string `yaml:"key"`
+	ClientCA   string `yaml:"client_ca"`
+}
+
+// Listener is the TLS listener part of the Kafka TLS settings.
+func (k KafkaTLS) Listener() TLSListener {
+	return TLSListener{Addr: k.Addr, Cert: k.Cert, Key: k.Key, ClientCA: k.ClientCA}
 }
 
 // HTTPConfig is the HTTP API and metrics listener.
@@ -101,19 +118,23 @@ type HTTPConfig struct {
 
 // AuthConfig is who may connect and what they may do.
 type AuthConfig struct {
-	// AllowAnonymous lets clients connect without a user name. When it is
-	// not set, anonymous access is allowed only if every listener is bound
-	// to a loopback address.
+	// AllowAnonymous lets clients connect without a user name (MQTT) or
+	// without SASL (Kafka). When it is not set, anonymous access is allowed
+	// only while the protocol's listeners are all bound to loopback.
 	AllowAnonymous *bool `yaml:"allow_anonymous"`
 	// AnonymousACL applies to anonymous clients; empty means full access.
 	AnonymousACL []ACLRule `yaml:"anonymous_acl"`
 	Users        []User    `yaml:"users"`
 }
 
-// User is a named account with a bcrypt password hash (`spool passwd`).
+// User is a named account with a bcrypt password hash (`spool passwd`),
+// for MQTT and Kafka SASL/PLAIN, and optionally SCRAM credentials for
+// Kafka SASL/SCRAM (`spool passwd --scram`).
 type User struct {
 	Name         string `yaml:"name"`
 	PasswordHash string `yaml:"password_hash"`
+	// SCRAM lists stored SCRAM-SHA-256 and SCRAM-SHA-512 credentials.
+	SCRAM []string `yaml:"scram"`
 	// ACL lists what the user may do; an empty list allows everything.
 	ACL []ACLRule `yaml:"acl"`
 }

@@ -15,6 +15,9 @@ import (
 // testHash is a bcrypt hash of "change-me" (spool passwd, cost 10).
 const testHash = "$2a$10$LjyasThUX/t7idgai6Wix.b371xOiUM.r0V8pyPYol/YetPqWdVwW"
 
+// testSCRAM is a SCRAM-SHA-256 credential for the password "secret".
+const testSCRAM = "SCRAM-SHA-256$4096:i1Mqj83gNjsqz4ZHf4fDnQ==$enHzoHkqr+v5jN9jZpyZg1d14etVVYVMkEzBJxFcEXY=:4BUQi3NIUhtaXMcOyD6Ptr7z7EE5Zz3p+Q8gHW20tUA="
+
 func parse(t *testing.T, in string) (Config, error) {
 	t.Helper()
 	return Parse(strings.NewReader(in))
@@ -383,7 +386,11 @@ func TestValidate(t *testing.T) {
 		{"public_http_with_token", "http: {addr: '0.0.0.0:8080', token: secret}\n", nil},
 		{"public_mqtt_without_users", "mqtt: {addr: '0.0.0.0:1883'}\n", []string{"auth.users"}},
 		{"public_mqtt_anonymous", "mqtt: {addr: '0.0.0.0:1883'}\nauth: {allow_anonymous: true}\n", nil},
-		{"public_kafka", "kafka: {addr: '0.0.0.0:9092'}\nauth:\n  users:\n" + user("u", testHash), []string{"kafka.addr"}},
+		{"public_kafka", "kafka: {addr: '0.0.0.0:9092'}\n", []string{"auth.users"}},
+		{"public_kafka_with_user", "kafka: {addr: '0.0.0.0:9092'}\nauth:\n  users:\n" + user("u", testHash), nil},
+		{"kafka_tls_without_cert", "kafka: {tls: {addr: '127.0.0.1:9093'}}\n", []string{"kafka.tls"}},
+		{"scram", "auth:\n  users:\n" + user("u", testHash) + "      scram: ['" + testSCRAM + "']\n", nil},
+		{"bad_scram", "auth:\n  users:\n" + user("u", testHash) + "      scram: ['" + testSCRAM + "', 'SCRAM-SHA-256$10:xx$yy:zz', '" + testSCRAM + "']\n", []string{"auth.users[0].scram[1]", "auth.users[0].scram[2]"}},
 		{"public_kafka_anonymous", "kafka: {addr: '0.0.0.0:9092', advertised: 'pi.local:9092'}\nauth: {allow_anonymous: true}\n", nil},
 		{"bad_kafka_addr", "kafka: {addr: '9092', advertised: 'pi.local'}\n", []string{"kafka.addr", "kafka.advertised"}},
 		{"kafka_request_size", "kafka: {max_request_size: 100}\n", []string{"kafka.max_request_size"}},

@@ -43,6 +43,7 @@ func (c *Config) Validate() error {
 	for _, l := range []struct{ key, addr string }{
 		{"mqtt.addr", m.Addr}, {"mqtt.tls.addr", m.TLS.Addr}, {"mqtt.websocket", m.WebSocket}, {"http.addr", c.HTTP.Addr},
 		{"kafka.addr", c.Kafka.Addr}, {"kafka.advertised", c.Kafka.Advertised},
+		{"kafka.tls.addr", c.Kafka.TLS.Addr}, {"kafka.tls.advertised", c.Kafka.TLS.Advertised},
 	} {
 		if l.addr == "" {
 			continue
@@ -77,11 +78,11 @@ func (c *Config) Validate() error {
 	if c.Kafka.MaxRequestSize < 1<<10 || c.Kafka.MaxRequestSize > 1<<30 {
 		bad("kafka.max_request_size", "%v is not between 1KiB and 1GiB", c.Kafka.MaxRequestSize)
 	}
-	// The Kafka listener has no authentication yet (SASL is to come):
-	// beyond loopback it would let anyone read and write every topic, so
-	// that takes an explicit allow_anonymous: true.
-	if hostPort(c.Kafka.Addr) && !isLoopback(c.Kafka.Addr) && (c.Auth.AllowAnonymous == nil || !*c.Auth.AllowAnonymous) {
-		bad("kafka.addr", "%s listens beyond loopback, and the Kafka listener does not authenticate clients yet: bind it to 127.0.0.1, or set auth.allow_anonymous: true", c.Kafka.Addr)
+	if c.Kafka.TLS.Addr != "" && (c.Kafka.TLS.Cert == "" || c.Kafka.TLS.Key == "") {
+		bad("kafka.tls", "addr is set but cert or key is missing")
+	}
+	if addrsOK && !c.KafkaAnonymousAllowed() && len(c.Auth.Users) == 0 && (c.Kafka.Addr != "" || c.Kafka.TLS.Addr != "") {
+		bad("auth.users", "none configured, anonymous access is off and Kafka listens beyond loopback: no client could connect")
 	}
 
 	// Listening beyond loopback needs credentials: a bearer token for the
@@ -108,6 +109,17 @@ func (c *Config) Validate() error {
 		// reported here rather than as failed logins.
 		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil || !strings.HasPrefix(u.PasswordHash, "$2") {
 			bad(key+".password_hash", "must be a bcrypt hash (make one with `spool passwd`)")
+		}
+		mechs := map[string]bool{}
+		for j, sc := range u.SCRAM {
+			c, err := ParseSCRAM(sc)
+			switch {
+			case err != nil:
+				bad(fmt.Sprintf("%s.scram[%d]", key, j), "%v", err)
+			case mechs[c.Mechanism]:
+				bad(fmt.Sprintf("%s.scram[%d]", key, j), "a second %s credential", c.Mechanism)
+			}
+			mechs[c.Mechanism] = true
 		}
 		validateACL(key+".acl", u.ACL, bad)
 	}
@@ -190,9 +202,24 @@ func (c *Config) mqttLoopbackOnly() bool {
 	return true
 }
 
+// KafkaAnonymousAllowed reports whether Kafka clients may skip SASL: as
+// auth.allow_anonymous says, or, when it is not set, while every Kafka
+// listener is bound to loopback.
+func (c *Config) KafkaAnonymousAllowed() bool {
+	if c.Auth.AllowAnonymous != nil {
+		return *c.Auth.AllowAnonymous
+	}
+	for _, addr := range []string{c.Kafka.Addr, c.Kafka.TLS.Addr} {
+		if addr != "" && !isLoopback(addr) {
+			return false
+		}
+	}
+	return true
+}
+
 // LoopbackOnly reports whether every listener is bound to a loopback address.
 func (c *Config) LoopbackOnly() bool {
-	for _, addr := range []string{c.MQTT.Addr, c.MQTT.TLS.Addr, c.MQTT.WebSocket, c.HTTP.Addr, c.Kafka.Addr} {
+	for _, addr := range []string{c.MQTT.Addr, c.MQTT.TLS.Addr, c.MQTT.WebSocket, c.HTTP.Addr, c.Kafka.Addr, c.Kafka.TLS.Addr} {
 		if addr != "" && !isLoopback(addr) {
 			return false
 		}

@@ -3,14 +3,13 @@ package kafka
 import (
 	"errors"
 	"fmt"
-	"net"
 
 	spoollog "github.com/spoolmq/spool/log"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func (s *Server) createTopics(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) createTopics(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.CreateTopicsRequest)
 	resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
 	for _, rt := range r.Topics {
@@ -77,7 +76,7 @@ func (s *Server) newTopicConfig(rt kmsg.CreateTopicsRequestTopic) (spoollog.Topi
 	return cfg, 0, nil
 }
 
-func (s *Server) deleteTopics(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) deleteTopics(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.DeleteTopicsRequest)
 	resp := r.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	names := r.TopicNames
@@ -108,7 +107,7 @@ func (s *Server) deleteTopics(_ net.Conn, req *request) kmsg.Response {
 	return resp
 }
 
-func (s *Server) createPartitions(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) createPartitions(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.CreatePartitionsRequest)
 	resp := r.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	for _, rt := range r.Topics {

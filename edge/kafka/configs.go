@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"fmt"
-	"net"
 	"slices"
 
 	spoollog "github.com/spoolmq/spool/log"
@@ -47,7 +46,7 @@ func describeTopic(c *spoollog.TopicConfig, names []string) []kmsg.DescribeConfi
 	return out
 }
 
-func (s *Server) describeConfigs(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) describeConfigs(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.DescribeConfigsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, rr := range r.Resources {
@@ -105,7 +104,7 @@ func (s *Server) alterTopic(name string, validateOnly bool, change func(*spoollo
 
 // alterConfigs replaces a topic's settings: those not named go back to
 // their defaults, as Kafka's (non-incremental) AlterConfigs does.
-func (s *Server) alterConfigs(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) alterConfigs(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.AlterConfigsRequest)
 	resp := r.ResponseKind().(*kmsg.AlterConfigsResponse)
 	for _, rr := range r.Resources {
@@ -136,7 +135,7 @@ func (s *Server) alterConfigs(_ net.Conn, req *request) kmsg.Response {
 	return resp
 }
 
-func (s *Server) incrementalAlterConfigs(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) incrementalAlterConfigs(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := r.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range r.Resources {

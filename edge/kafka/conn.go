@@ -28,18 +28,33 @@ type request struct {
 	body         kmsg.Request
 }
 
+// connState is one client connection: where it came in, and whether it
+// has authenticated.
+type connState struct {
+	c      net.Conn
+	lis    *listener
+	authed bool   // SASL done, or not required
+	user   string // the authenticated user
+	sasl   *saslConversation
+	// closeAfter ends the connection once the current answer is written
+	// (a failed authentication).
+	closeAfter bool
+}
+
 // serveConn reads requests from c one at a time and answers each in turn.
 // A frame it cannot understand (oversized, truncated, an API key it does
 // not know, a version it cannot decode) closes the connection: there is
 // no way to answer what cannot be parsed, and Kafka brokers do the same.
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, l *listener) {
 	defer s.untrack(c)
 	defer c.Close()
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	r := bufio.NewReaderSize(c, 64<<10)
-	w := bufio.NewWriterSize(c, 64<<10)
+	cs := &connState{c: c, lis: l, authed: !s.opts.RequireSASL}
+	// Small buffers: a large fetch answer is written past the buffer.
+	r := bufio.NewReaderSize(c, 8<<10)
+	w := bufio.NewWriterSize(c, 8<<10)
 	var frame, out []byte
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
@@ -47,20 +62,40 @@ func (s *Server) serveConn(c net.Conn) {
 			return
 		}
 		var err error
-		frame, err = readFrame(r, frame[:0], s.opts.MaxRequestSize)
+		frame, err = readFrame(r, frame[:0], s.maxFrame(cs))
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil {
 				s.badRequest(c, err)
 			}
 			return
 		}
-		req, err := parseRequest(frame)
+		if cs.sasl != nil && cs.sasl.raw {
+			// A bare SASL token after a v0 handshake, answered bare.
+			tok, err := s.saslStep(cs, frame)
+			if err != nil {
+				return
+			}
+			out = binary.BigEndian.AppendUint32(out[:0], uint32(len(tok)))
+			out = append(out, tok...)
+			if _, err := w.Write(out); err != nil || w.Flush() != nil {
+				return
+			}
+			continue
+		}
+		req, err := parseRequest(frame) // too short a frame fails here
 		if err != nil {
 			s.badRequest(c, err)
 			return
 		}
+		if !cs.authed && !preAuth(req.key) {
+			// Kafka closes a connection that skips authentication; kgo
+			// then says SASL may be missing.
+			s.stats.AuthFailures.Add(1)
+			s.lg.Warn("closing an unauthenticated Kafka connection", "remote", c.RemoteAddr().String(), "request", kmsg.NameForKey(req.key))
+			return
+		}
 		s.stats.Requests.Add(1)
-		resp := s.handle(c, req)
+		resp := s.handle(cs, req)
 		if resp == nil {
 			continue // acks=0 produce: no answer
 		}
@@ -69,7 +104,7 @@ func (s *Server) serveConn(c net.Conn) {
 		if _, err := w.Write(out); err == nil {
 			err = w.Flush()
 		}
-		if err != nil {
+		if err != nil || cs.closeAfter {
 			return
 		}
 		if cap(out) > 1<<20 {
@@ -79,6 +114,24 @@ func (s *Server) serveConn(c net.Conn) {
 			frame = nil
 		}
 	}
+}
+
+// maxFrame bounds a request: before authentication, only the small
+// requests of the handshake are expected.
+func (s *Server) maxFrame(cs *connState) int {
+	if !cs.authed {
+		return min(s.opts.MaxRequestSize, 64<<10)
+	}
+	return s.opts.MaxRequestSize
+}
+
+// preAuth reports whether a request is allowed before authentication.
+func preAuth(key int16) bool {
+	switch kmsg.Key(key) {
+	case kmsg.ApiVersions, kmsg.SASLHandshake, kmsg.SASLAuthenticate:
+		return true
+	}
+	return false
 }
 
 func (s *Server) badRequest(c net.Conn, err error) {
@@ -93,7 +146,7 @@ func readFrame(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
 		return nil, err
 	}
 	n := int(int32(binary.BigEndian.Uint32(size[:])))
-	if n < 8 || n > max {
+	if n < 0 || n > max {
 		return nil, fmt.Errorf("request of %d bytes (allowed 8 to %d)", n, max)
 	}
 	if cap(buf) < n {

@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"net"
 	"reflect"
 	"time"
 
@@ -23,7 +22,7 @@ const maxFetchWait = 30 * time.Second
 //
 // Spool keeps no fetch sessions: it answers session id 0, which tells the
 // client to send full requests.
-func (s *Server) fetch(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) fetch(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.FetchRequest)
 	wait := min(time.Duration(max(r.MaxWaitMillis, 0))*time.Millisecond, maxFetchWait)
 	var deadline <-chan time.Time

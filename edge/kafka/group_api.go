@@ -20,9 +20,9 @@ func remoteHost(c net.Conn) string {
 	return c.RemoteAddr().String()
 }
 
-func (s *Server) joinGroup(c net.Conn, req *request) kmsg.Response {
+func (s *Server) joinGroup(cs *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.JoinGroupRequest)
-	resp, wait := s.groups.join(r, req.version, req.clientID, remoteHost(c))
+	resp, wait := s.groups.join(r, req.version, req.clientID, remoteHost(cs.c))
 	if wait == nil {
 		return resp
 	}
@@ -38,7 +38,7 @@ func (s *Server) joinGroup(c net.Conn, req *request) kmsg.Response {
 	return resp
 }
 
-func (s *Server) syncGroup(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) syncGroup(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.SyncGroupRequest)
 	resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
 	ans, wait := s.groups.sync(r)
@@ -57,14 +57,14 @@ func (s *Server) syncGroup(_ net.Conn, req *request) kmsg.Response {
 	return resp
 }
 
-func (s *Server) heartbeat(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) heartbeat(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.HeartbeatRequest)
 	resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
 	resp.ErrorCode = s.groups.heartbeat(r)
 	return resp
 }
 
-func (s *Server) leaveGroup(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) leaveGroup(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.LeaveGroupRequest)
 	resp := r.ResponseKind().(*kmsg.LeaveGroupResponse)
 	if req.version < 3 {
@@ -88,7 +88,7 @@ func (s *Server) leaveGroup(_ net.Conn, req *request) kmsg.Response {
 // describeGroups lists each group's state and members. A group Spool only
 // knows from committed offsets is Empty; one it does not know at all is
 // Dead, as Kafka answers.
-func (s *Server) describeGroups(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) describeGroups(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.DescribeGroupsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	committed := s.committedGroups()
@@ -137,7 +137,7 @@ func (s *Server) committedGroups() []string {
 	return gs
 }
 
-func (s *Server) listGroups(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) listGroups(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.ListGroupsRequest)
 	resp := r.ResponseKind().(*kmsg.ListGroupsResponse)
 	seen := map[string]bool{}
@@ -168,7 +168,7 @@ func (s *Server) listGroups(_ net.Conn, req *request) kmsg.Response {
 	return resp
 }
 
-func (s *Server) deleteGroups(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) deleteGroups(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.DeleteGroupsRequest)
 	resp := r.ResponseKind().(*kmsg.DeleteGroupsResponse)
 	committed := s.committedGroups()
@@ -193,7 +193,7 @@ func (s *Server) deleteGroups(_ net.Conn, req *request) kmsg.Response {
 
 // offsetDelete removes committed offsets of partitions the group does not
 // consume now (Kafka refuses the others with GROUP_SUBSCRIBED_TO_TOPIC).
-func (s *Server) offsetDelete(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) offsetDelete(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.OffsetDeleteRequest)
 	resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	v, live := s.groups.view(r.Group)

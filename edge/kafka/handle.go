@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"net"
 	"reflect"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -9,7 +8,7 @@ import (
 )
 
 // handler answers one request; a nil response means none is sent.
-type handler func(s *Server, c net.Conn, req *request) kmsg.Response
+type handler func(s *Server, cs *connState, req *request) kmsg.Response
 
 // apis lists the requests Spool answers and the versions it speaks: the
 // ranges kgo, librdkafka 2.x and the Java client negotiate, up to the
@@ -52,18 +51,22 @@ func apiTable() map[kmsg.Key]api {
 		kmsg.ListGroups:              {0, 4, (*Server).listGroups},
 		kmsg.DeleteGroups:            {0, 2, (*Server).deleteGroups},
 		kmsg.OffsetDelete:            {0, 0, (*Server).offsetDelete},
+		// After a v0 handshake the SASL tokens come as bare frames
+		// (conn.go); librdkafka needs v0 listed to use SASL at all.
+		kmsg.SASLHandshake:    {0, 1, (*Server).saslHandshake},
+		kmsg.SASLAuthenticate: {0, 2, (*Server).saslAuthenticate},
 	}
 }
 
 // handle answers req. A request Spool does not serve, or at a version it
 // does not speak, gets its response with UNSUPPORTED_VERSION in every
 // error code, never a dropped connection.
-func (s *Server) handle(c net.Conn, req *request) kmsg.Response {
+func (s *Server) handle(cs *connState, req *request) kmsg.Response {
 	api, ok := apis[kmsg.Key(req.key)]
 	if req.key == kmsg.ApiVersions.Int16() && req.version > api.max {
 		// KIP-511: answer at v0 with the versions, so the client retries
 		// with one both sides speak.
-		resp := s.apiVersions(c, req).(*kmsg.ApiVersionsResponse)
+		resp := s.apiVersions(cs, req).(*kmsg.ApiVersionsResponse)
 		resp.ErrorCode = kerr.UnsupportedVersion.Code
 		req.version = 0
 		return resp
@@ -71,10 +74,10 @@ func (s *Server) handle(c net.Conn, req *request) kmsg.Response {
 	if !ok || req.version < api.min || req.version > api.max {
 		return unsupported(req)
 	}
-	return api.h(s, c, req)
+	return api.h(s, cs, req)
 }
 
-func (s *Server) apiVersions(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) apiVersions(_ *connState, req *request) kmsg.Response {
 	resp := req.body.ResponseKind().(*kmsg.ApiVersionsResponse)
 	for k, api := range apis {
 		resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{ApiKey: k.Int16(), MinVersion: api.min, MaxVersion: api.max})

@@ -32,10 +32,16 @@ func requirePeer(t *testing.T, name string) string {
 // kcat runs kcat against the broker with stdin and returns its stdout.
 func kcat(t *testing.T, tb *testBroker, stdin string, args ...string) string {
 	t.Helper()
+	return kcatRaw(t, stdin, append([]string{"-b", tb.addr()}, args...)...)
+}
+
+// kcatRaw runs kcat with exactly args.
+func kcatRaw(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
 	bin := requirePeer(t, "kcat")
 	cx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(cx, bin, append([]string{"-b", tb.addr()}, args...)...)
+	cmd := exec.CommandContext(cx, bin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"errors"
-	"net"
 
 	spoollog "github.com/spoolmq/spool/log"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -29,16 +28,12 @@ func (s *Server) topic(name string, create bool) (*spoollog.Topic, error) {
 	return t, err
 }
 
-func (s *Server) broker() kmsg.MetadataResponseBroker {
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = NodeID, s.host, s.port
-	return b
-}
-
-func (s *Server) metadata(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) metadata(cs *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.MetadataRequest)
 	resp := r.ResponseKind().(*kmsg.MetadataResponse)
-	resp.Brokers = []kmsg.MetadataResponseBroker{s.broker()}
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = NodeID, cs.lis.host, cs.lis.port
+	resp.Brokers = []kmsg.MetadataResponseBroker{b}
 	resp.ClusterID = &s.opts.ClusterID
 	resp.ControllerID = NodeID
 
@@ -81,25 +76,25 @@ func (s *Server) metadata(_ net.Conn, req *request) kmsg.Response {
 	return resp
 }
 
-func (s *Server) describeCluster(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) describeCluster(cs *connState, req *request) kmsg.Response {
 	resp := req.body.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.ClusterID = s.opts.ClusterID
 	resp.ControllerID = NodeID
 	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID, b.Host, b.Port = NodeID, s.host, s.port
+	b.NodeID, b.Host, b.Port = NodeID, cs.lis.host, cs.lis.port
 	resp.Brokers = []kmsg.DescribeClusterResponseBroker{b}
 	return resp
 }
 
-func (s *Server) findCoordinator(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) findCoordinator(cs *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.FindCoordinatorRequest)
 	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	// Spool is every coordinator of its cluster, for groups and for
 	// transactions alike; the requests that follow say what it serves.
-	resp.NodeID, resp.Host, resp.Port = NodeID, s.host, s.port
+	resp.NodeID, resp.Host, resp.Port = NodeID, cs.lis.host, cs.lis.port
 	for _, k := range r.CoordinatorKeys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
-		c.Key, c.NodeID, c.Host, c.Port = k, NodeID, s.host, s.port
+		c.Key, c.NodeID, c.Host, c.Port = k, NodeID, cs.lis.host, cs.lis.port
 		resp.Coordinators = append(resp.Coordinators, c)
 	}
 	return resp

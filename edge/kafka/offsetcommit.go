@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"net"
 	"time"
 
 	spoollog "github.com/spoolmq/spool/log"
@@ -15,7 +14,7 @@ const maxOffsetMetadata = 4096
 
 // offsetCommit stores a group's offsets in one metadata transaction, so
 // that they survive restarts; the answer comes after that fsync.
-func (s *Server) offsetCommit(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) offsetCommit(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.OffsetCommitRequest)
 	resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
 	gen, member := r.Generation, r.MemberID
@@ -117,7 +116,7 @@ func (s *Server) groupOffsets(group string, topics map[string][]int32, all bool)
 	return out, 0
 }
 
-func (s *Server) offsetFetch(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) offsetFetch(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.OffsetFetchRequest)
 	resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.version >= 8 {

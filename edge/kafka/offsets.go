@@ -1,8 +1,6 @@
 package kafka
 
 import (
-	"net"
-
 	spoollog "github.com/spoolmq/spool/log"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,7 +13,7 @@ const (
 	maxTimestamp      = -3 // v7+: the record with the largest timestamp
 )
 
-func (s *Server) listOffsets(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) listOffsets(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.ListOffsetsRequest)
 	resp := r.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, rt := range r.Topics {
@@ -69,7 +67,7 @@ func listOffset(t *spoollog.Topic, sp *kmsg.ListOffsetsResponseTopicPartition, t
 // offsetForLeaderEpoch answers for Spool's only leader epoch, 0: it ends
 // at the high watermark. Consumers use it after a leader change to find
 // where their log diverged; on a single node it never did.
-func (s *Server) offsetForLeaderEpoch(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) offsetForLeaderEpoch(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := r.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	for _, rt := range r.Topics {

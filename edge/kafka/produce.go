@@ -3,7 +3,6 @@ package kafka
 import (
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	spoollog "github.com/spoolmq/spool/log"
@@ -24,7 +23,7 @@ type partResult struct {
 // answers once each is durable as its topic's sync policy says, or failed.
 // acks=1 and acks=-1 are the same on a single node: both wait for the
 // durable append.
-func (s *Server) produce(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) produce(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.ProduceRequest)
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 	var results []*partResult

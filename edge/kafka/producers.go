@@ -3,7 +3,6 @@ package kafka
 import (
 	"encoding/binary"
 	"math"
-	"net"
 	"sync"
 
 	spoollog "github.com/spoolmq/spool/log"
@@ -202,7 +201,7 @@ func nextSeq(s int32) int32 {
 	return s + 1
 }
 
-func (s *Server) initProducerID(_ net.Conn, req *request) kmsg.Response {
+func (s *Server) initProducerID(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.InitProducerIDRequest)
 	resp := r.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1

@@ -12,12 +12,11 @@ package kafka
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,11 +29,20 @@ const NodeID int32 = 0
 
 // Options configure a Server.
 type Options struct {
-	// Addr is the listen address (127.0.0.1:9092).
+	// Addr is the plain listener's address (127.0.0.1:9092); empty: none.
 	Addr string
-	// Advertised is the host:port clients are told to connect to; empty
-	// means the bound address.
+	// Advertised is the host:port clients of the plain listener are told
+	// to connect to; empty means the bound address.
 	Advertised string
+	// TLSAddr, TLSAdvertised and TLS are the TLS listener's; off when
+	// TLSAddr is empty.
+	TLSAddr, TLSAdvertised string
+	TLS                    *tls.Config
+	// Users who may authenticate with SASL (PLAIN, SCRAM-SHA-256/512).
+	Users map[string]Credentials
+	// RequireSASL makes every connection authenticate before any request
+	// but ApiVersions and the SASL ones; without it SASL is optional.
+	RequireSASL bool
 	// AutoCreateTopics creates a topic on its first produce or metadata
 	// request, with the log's defaults (Kafka's auto.create.topics.enable).
 	AutoCreateTopics bool
@@ -58,9 +66,7 @@ type Server struct {
 	groups    *coordinator
 	stats     Stats
 
-	ln   net.Listener
-	host string
-	port int32
+	listeners []*listener
 
 	ctx    context.Context // ends at Close: long polls return
 	cancel context.CancelFunc
@@ -75,6 +81,7 @@ type Stats struct {
 	Connections   atomic.Int64 // open now
 	Requests      atomic.Int64
 	BadRequests   atomic.Int64 // malformed, oversized or of unknown key: the connection was closed
+	AuthFailures  atomic.Int64 // failed SASL, or a request before authenticating
 	ProducedBatch atomic.Int64
 	ProduceErrors atomic.Int64
 }
@@ -120,79 +127,8 @@ func clusterID(meta *spoollog.Meta) (string, error) {
 	return id, meta.PutCursor(nsKafka, keyClusterID, []byte(id))
 }
 
-// Listen binds the listener; Serve then accepts on it.
-func (s *Server) Listen() error {
-	ln, err := net.Listen("tcp", s.opts.Addr)
-	if err != nil {
-		return err
-	}
-	adv := s.opts.Advertised
-	if adv == "" {
-		adv = ln.Addr().String()
-	}
-	host, port, err := net.SplitHostPort(adv)
-	if err == nil {
-		var p int
-		if p, err = strconv.Atoi(port); err == nil && (p < 1 || p > 65535) {
-			err = fmt.Errorf("port %d out of range", p)
-		}
-		s.port = int32(p)
-	}
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("advertised address %q: %w", adv, err)
-	}
-	s.ln, s.host = ln, host
-	return nil
-}
-
-// Addr is the bound address, or nil before Listen.
-func (s *Server) Addr() net.Addr {
-	if s.ln == nil {
-		return nil
-	}
-	return s.ln.Addr()
-}
-
 // Stats returns the live counters.
 func (s *Server) Stats() *Stats { return &s.stats }
-
-// Serve accepts connections until Close. It returns nil after Close.
-func (s *Server) Serve() error {
-	var delay time.Duration
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("kafka accept: %w", err)
-		}
-		delay = 0
-		if !s.track(c) {
-			c.Close()
-			continue
-		}
-		go s.serveConn(c)
-	}
-}
-
-// errTemporary treats the accept errors a busy machine produces (too many
-// open files) as a reason to wait, not to stop listening.
-func errTemporary(err error) error {
-	type temporary interface{ Temporary() bool }
-	var t temporary
-	if errors.As(err, &t) && t.Temporary() {
-		return err
-	}
-	return nil
-}
 
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
@@ -240,8 +176,10 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	var err error
-	if s.ln != nil {
-		err = s.ln.Close()
+	for _, l := range s.listeners {
+		if cerr := l.ln.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
 	}
 	s.wg.Wait()
 	s.groups.close()

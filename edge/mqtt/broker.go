@@ -6,13 +6,10 @@ package mqtt
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -141,7 +138,7 @@ func (b *Broker) Start(m config.MQTTConfig) (err error) {
 		}
 	}
 	if m.TLS.Addr != "" {
-		tc, err := serverTLS(m.TLS)
+		tc, err := m.TLS.ServerConfig()
 		if err != nil {
 			return fmt.Errorf("mqtt.tls: %w", err)
 		}
@@ -188,26 +185,6 @@ func (b *Broker) Addr(id string) net.Addr {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.addrs[id]
-}
-
-func serverTLS(c config.TLSListener) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
-	if err != nil {
-		return nil, err
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if c.ClientCA != "" {
-		pem, err := os.ReadFile(c.ClientCA)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("client_ca: no certificates found")
-		}
-		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
 }
 
 // queue returns the connection's publish queue, creating it on first use.
