@@ -55,10 +55,11 @@ GOARCH=386 go test -short -count=1 -timeout 10m ./...
 # duration ends on a loaded machine (golang/go#75804, fixed in Go 1.27).
 # FUZZTIME overrides every budget (e.g. FUZZTIME=60s for a longer local run).
 echo "== fuzz"
-for pkg in ./log; do
+for pkg in ./log ./edge/kafka; do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
     case "$target" in
       FuzzRecovery) budget=2000x ;;   # opens a whole log per input
+      FuzzRequest) budget=30000x ;;   # handles each request against a log
       *) budget=100000x ;;
     esac
     go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-$budget}" "$pkg"

@@ -55,14 +55,15 @@ func (s *Server) serveConn(c net.Conn, l *listener) {
 	// Small buffers: a large fetch answer is written past the buffer.
 	r := bufio.NewReaderSize(c, 8<<10)
 	w := bufio.NewWriterSize(c, 8<<10)
-	var frame, out []byte
+	var out []byte
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
 		if s.ctx.Err() != nil {
 			return
 		}
-		var err error
-		frame, err = readFrame(r, frame[:0], s.maxFrame(cs))
+		// A fresh buffer per request: decoded requests alias it (group
+		// members keep their protocol metadata and assignments).
+		frame, err := readFrame(r, s.maxFrame(cs))
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil {
 				s.badRequest(c, err)
@@ -110,9 +111,6 @@ func (s *Server) serveConn(c net.Conn, l *listener) {
 		if cap(out) > 1<<20 {
 			out = nil // do not keep a large fetch's buffer per idle connection
 		}
-		if cap(frame) > 1<<20 {
-			frame = nil
-		}
 	}
 }
 
@@ -139,20 +137,17 @@ func (s *Server) badRequest(c net.Conn, err error) {
 	s.lg.Warn("closing a Kafka connection after a bad request", "remote", c.RemoteAddr().String(), "error", err)
 }
 
-// readFrame reads one size-prefixed request into buf.
-func readFrame(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
+// readFrame reads one size-prefixed request.
+func readFrame(r *bufio.Reader, max int) ([]byte, error) {
 	var size [4]byte
 	if _, err := io.ReadFull(r, size[:]); err != nil {
 		return nil, err
 	}
 	n := int(int32(binary.BigEndian.Uint32(size[:])))
 	if n < 0 || n > max {
-		return nil, fmt.Errorf("request of %d bytes (allowed 8 to %d)", n, max)
+		return nil, fmt.Errorf("request of %d bytes (allowed up to %d)", n, max)
 	}
-	if cap(buf) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
+	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
