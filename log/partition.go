@@ -175,7 +175,11 @@ func (p *Partition) load() error {
 	p.segMu.Lock()
 	old := p.segments
 	p.segments = segs
-	p.logStart.Store(segs[0].base)
+	start := segs[0].base
+	if v := p.storedLogStart(); v > start && v <= act.next {
+		start = v
+	}
+	p.logStart.Store(start)
 	p.publish(&durableState{hw: act.next, seg: act, pos: act.size}, true)
 	p.segMu.Unlock()
 	for _, s := range old {

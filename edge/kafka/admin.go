@@ -133,3 +133,35 @@ func (s *Server) createPartitions(_ *connState, req *request) kmsg.Response {
 	}
 	return resp
 }
+
+// deleteRecords moves partitions' log start offsets (kafka-delete-records,
+// kadm DeleteRecords): offset -1 means the high watermark.
+func (s *Server) deleteRecords(_ *connState, req *request) kmsg.Response {
+	r := req.body.(*kmsg.DeleteRecordsRequest)
+	resp := r.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	for _, rt := range r.Topics {
+		st := kmsg.NewDeleteRecordsResponseTopic()
+		st.Topic = rt.Topic
+		t, terr := s.log.Topic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			sp.Partition, sp.LowWatermark = rp.Partition, -1
+			err := terr
+			if err == nil {
+				var p *spoollog.Partition
+				if p, err = t.Partition(rp.Partition); err == nil {
+					sp.LowWatermark, err = p.DeleteRecords(rp.Offset)
+				}
+			}
+			if err != nil {
+				sp.ErrorCode = errorCode(err)
+				s.lg.Warn("delete records refused", "topic", rt.Topic, "partition", rp.Partition, "offset", rp.Offset, "error", err)
+			} else {
+				s.lg.Info("records deleted by a Kafka client", "topic", rt.Topic, "partition", rp.Partition, "log_start", sp.LowWatermark)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

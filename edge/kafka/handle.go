@@ -37,6 +37,7 @@ func apiTable() map[kmsg.Key]api {
 		kmsg.CreateTopics:            {2, 7, (*Server).createTopics},
 		kmsg.DeleteTopics:            {1, 6, (*Server).deleteTopics},
 		kmsg.CreatePartitions:        {0, 3, (*Server).createPartitions},
+		kmsg.DeleteRecords:           {0, 2, (*Server).deleteRecords},
 		kmsg.DescribeConfigs:         {0, 4, (*Server).describeConfigs},
 		kmsg.AlterConfigs:            {0, 2, (*Server).alterConfigs},
 		kmsg.IncrementalAlterConfigs: {0, 1, (*Server).incrementalAlterConfigs},

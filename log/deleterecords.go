@@ -1,0 +1,83 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// logStartFile holds a partition's log start offset when DeleteRecords
+// moved it past the first segment's base (Kafka's
+// log-start-offset-checkpoint). It lives in the partition directory, so it
+// goes with the partition.
+const logStartFile = "log-start-offset"
+
+// DeleteRecords makes before the partition's log start offset, as Kafka's
+// DeleteRecords does: records below it are no longer readable, and sealed
+// segments entirely below it are deleted. before < 0 means the high
+// watermark. It returns the new log start offset. The new start is
+// durable before it takes effect; records a pinned reader had not read are
+// counted and logged like any retention past a pin.
+func (p *Partition) DeleteRecords(before int64) (int64, error) {
+	p.cleanMu.Lock()
+	defer p.cleanMu.Unlock()
+	hw := p.HighWatermark()
+	if before < 0 {
+		before = hw
+	}
+	start := p.LogStartOffset()
+	switch {
+	case before > hw:
+		return start, fmt.Errorf("%w: %d is past the high watermark %d", ErrOffsetOutOfRange, before, hw)
+	case before <= start:
+		return start, nil
+	}
+	if err := writeFileAtomic(p.l.fs, filepath.Join(p.dir, logStartFile), []byte(strconv.FormatInt(before, 10)+"\n")); err != nil {
+		return start, fmt.Errorf("delete records of %s/%d: %w", p.topic.name, p.id, err)
+	}
+	p.segMu.Lock()
+	n := 0
+	for n < len(p.segments)-1 && p.segments[n+1].base <= before {
+		n++
+	}
+	gone := p.detachOldestLocked(n)
+	if before > p.logStart.Load() {
+		p.logStart.Store(before)
+	}
+	p.segMu.Unlock()
+	p.lg.Info("records deleted", "before", before, "segments", len(gone))
+	return before, p.removeSegments(gone, p.minPin(), "delete records")
+}
+
+// storedLogStart reads the log start DeleteRecords stored, or -1. A file
+// that cannot be read is logged and ignored: the segments' own start is a
+// safe floor (it shows more records, never fewer).
+func (p *Partition) storedLogStart() int64 {
+	path := filepath.Join(p.dir, logStartFile)
+	f, err := p.l.fs.OpenFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return -1
+	}
+	var v int64 = -1
+	if err == nil {
+		buf := make([]byte, 32)
+		var n int
+		n, err = f.ReadAt(buf, 0)
+		f.Close()
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		if err == nil {
+			v, err = strconv.ParseInt(strings.TrimSpace(string(buf[:n])), 10, 64)
+		}
+	}
+	if err != nil {
+		p.lg.Warn("ignoring an unreadable log start offset", "file", path, "error", err)
+		return -1
+	}
+	return v
+}
