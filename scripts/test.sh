@@ -66,7 +66,8 @@ for pkg in ./log ./edge/kafka; do
   done
 done
 
-echo "== bench smoke (spool bench log)"
+echo "== bench smoke (spool bench log, spool bench kafka)"
 go run ./cmd/spool bench log --records 20000 --writers 8 --sync always,never
+go run ./cmd/spool bench kafka --records 50000
 
 echo "== all tests passed"

@@ -18,11 +18,14 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "log" {
-		fmt.Fprintln(stderr, "usage: spool bench log [flags]")
-		return 2
+	switch {
+	case len(args) > 0 && args[0] == "log":
+		return runBenchLog(ctx, args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "kafka":
+		return runBenchKafka(ctx, args[1:], stdout, stderr)
 	}
-	return runBenchLog(ctx, args[1:], stdout, stderr)
+	fmt.Fprintln(stderr, "usage: spool bench log|kafka [flags]")
+	return 2
 }
 
 // benchLogResult is the JSON summary line of one run.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -41,7 +42,29 @@ type connState struct {
 	closeAfter bool
 }
 
-// serveConn reads requests from c one at a time and answers each in turn.
+// maxPipelined bounds the produce requests of one connection that wait
+// for their appends while the next ones are read (kgo and librdkafka keep
+// up to 5 in flight).
+const maxPipelined = 8
+
+// answer is one response to write, in request order: resp, or finish to
+// call first (a produce waiting for its appends), or raw bytes (a bare
+// SASL token).
+type answer struct {
+	req        *request
+	resp       kmsg.Response
+	finish     func() kmsg.Response
+	raw        []byte
+	closeAfter bool
+}
+
+// serveConn reads requests from c and answers each in turn, from a writer
+// goroutine. Requests are handled one at a time, as a Kafka broker does,
+// with one exception: a produce request only queues its appends before
+// the next request is read, and its answer follows once they are durable.
+// A request of any other kind first waits for those answers, so it sees
+// what was produced before it.
+//
 // A frame it cannot understand (oversized, truncated, an API key it does
 // not know, a version it cannot decode) closes the connection: there is
 // no way to answer what cannot be parsed, and Kafka brokers do the same.
@@ -52,10 +75,24 @@ func (s *Server) serveConn(c net.Conn, l *listener) {
 		_ = tc.SetNoDelay(true)
 	}
 	cs := &connState{c: c, lis: l, authed: !s.opts.RequireSASL}
-	// Small buffers: a large fetch answer is written past the buffer.
+	answers := make(chan answer, maxPipelined)
+	var pending sync.WaitGroup // answers not yet written
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writeAnswers(c, answers, &pending)
+	}()
+	defer func() {
+		close(answers)
+		<-writerDone
+	}()
+	send := func(a answer) {
+		pending.Add(1)
+		answers <- a
+	}
+
+	// Small buffer: a produce request larger than it is read straight in.
 	r := bufio.NewReaderSize(c, 8<<10)
-	w := bufio.NewWriterSize(c, 8<<10)
-	var out []byte
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
 		if s.ctx.Err() != nil {
@@ -76,11 +113,7 @@ func (s *Server) serveConn(c net.Conn, l *listener) {
 			if err != nil {
 				return
 			}
-			out = binary.BigEndian.AppendUint32(out[:0], uint32(len(tok)))
-			out = append(out, tok...)
-			if _, err := w.Write(out); err != nil || w.Flush() != nil {
-				return
-			}
+			send(answer{raw: tok})
 			continue
 		}
 		req, err := parseRequest(frame) // too short a frame fails here
@@ -96,21 +129,71 @@ func (s *Server) serveConn(c net.Conn, l *listener) {
 			return
 		}
 		s.stats.Requests.Add(1)
+		if s.pipelines(req) {
+			send(answer{req: req, finish: s.startProduce(req)})
+			continue
+		}
+		pending.Wait()
 		resp := s.handle(cs, req)
-		if resp == nil {
-			continue // acks=0 produce: no answer
+		if resp != nil || cs.closeAfter {
+			send(answer{req: req, resp: resp, closeAfter: cs.closeAfter})
 		}
-		out = appendResponse(out[:0], req, resp)
-		_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := w.Write(out); err == nil {
-			err = w.Flush()
-		}
-		if err != nil || cs.closeAfter {
+		if cs.closeAfter {
 			return
 		}
-		if cap(out) > 1<<20 {
-			out = nil // do not keep a large fetch's buffer per idle connection
+	}
+}
+
+// pipelines reports whether req is a produce request that may be started
+// before the answers ahead of it are written.
+func (s *Server) pipelines(req *request) bool {
+	api := apis[kmsg.Produce]
+	return req.key == kmsg.Produce.Int16() && req.version >= api.min && req.version <= api.max
+}
+
+// writeAnswers writes the answers in order until answers is closed. After
+// a failed write it closes the connection (which ends the reader) and
+// only drains.
+func (s *Server) writeAnswers(c net.Conn, answers <-chan answer, pending *sync.WaitGroup) {
+	w := bufio.NewWriterSize(c, 8<<10)
+	var out []byte
+	failed := false
+	for a := range answers {
+		resp := a.resp
+		if a.finish != nil {
+			resp = a.finish() // produce: wait for the appends, even if the client is gone
 		}
+		if !failed {
+			switch {
+			case a.raw != nil:
+				out = binary.BigEndian.AppendUint32(out[:0], uint32(len(a.raw)))
+				out = append(out, a.raw...)
+			case resp != nil:
+				out = appendResponse(out[:0], a.req, resp)
+			default:
+				out = out[:0] // acks=0 produce: no answer
+			}
+			if len(out) > 0 {
+				_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+				if _, err := w.Write(out); err == nil && len(answers) == 0 {
+					err = w.Flush() // answers queued behind go out in the same write
+				} else if err != nil {
+					failed = true
+				}
+			}
+			if a.closeAfter || failed {
+				_ = w.Flush()
+				failed = true
+				c.Close()
+			}
+			if cap(out) > 1<<20 {
+				out = nil // do not keep a large fetch's buffer per idle connection
+			}
+		}
+		pending.Done()
+	}
+	if !failed {
+		_ = w.Flush()
 	}
 }
 

@@ -23,7 +23,13 @@ type partResult struct {
 // answers once each is durable as its topic's sync policy says, or failed.
 // acks=1 and acks=-1 are the same on a single node: both wait for the
 // durable append.
-func (s *Server) produce(_ *connState, req *request) kmsg.Response {
+func (s *Server) produce(_ *connState, req *request) kmsg.Response { return s.startProduce(req)() }
+
+// startProduce queues the request's appends and returns the function that
+// waits for them and builds the answer. Between the two the connection
+// reads its next produce request, so that a producer with several
+// requests in flight gets them into one fsync (conn.go).
+func (s *Server) startProduce(req *request) func() kmsg.Response {
 	r := req.body.(*kmsg.ProduceRequest)
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 	var results []*partResult
@@ -55,15 +61,18 @@ func (s *Server) produce(_ *connState, req *request) kmsg.Response {
 		resp.Topics = append(resp.Topics, st)
 	}
 
-	timeout := time.NewTimer(time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond)
-	defer timeout.Stop()
-	for _, pr := range results {
-		s.finishPartition(pr, timeout.C)
+	deadline := time.Now().Add(time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond)
+	return func() kmsg.Response {
+		timeout := time.NewTimer(time.Until(deadline))
+		defer timeout.Stop()
+		for _, pr := range results {
+			s.finishPartition(pr, timeout.C)
+		}
+		if r.Acks == 0 {
+			return nil
+		}
+		return resp
 	}
-	if r.Acks == 0 {
-		return nil
-	}
-	return resp
 }
 
 // appendBatches queues each batch of a partition's records.
