@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +19,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 const (
@@ -37,6 +42,11 @@ const (
 type kafkaFlags struct {
 	brokers string
 	timeout time.Duration
+	// SASL: the mechanism and user; the password comes from the
+	// environment (SPOOL_KAFKA_PASSWORD), never from a flag that ps shows.
+	mechanism, user string
+	tls             bool
+	tlsCA           string
 }
 
 func addKafkaFlags(fs *flag.FlagSet) *kafkaFlags {
@@ -47,7 +57,49 @@ func addKafkaFlags(fs *flag.FlagSet) *kafkaFlags {
 	}
 	fs.StringVar(&k.brokers, "brokers", def, "Kafka bootstrap brokers, host:port[,host:port] (env SPOOL_BROKERS)")
 	fs.DurationVar(&k.timeout, "timeout", defaultKafkaTimeout, "how long a request may keep retrying before spool gives up")
+	fs.StringVar(&k.mechanism, "sasl", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (password in $SPOOL_KAFKA_PASSWORD)")
+	fs.StringVar(&k.user, "user", os.Getenv("SPOOL_KAFKA_USER"), "SASL user name (env SPOOL_KAFKA_USER)")
+	fs.BoolVar(&k.tls, "tls", false, "connect with TLS")
+	fs.StringVar(&k.tlsCA, "tls-ca", "", "PEM file of the CA that signed the brokers' certificates (implies --tls; default: the system's)")
 	return k
+}
+
+// security returns the client options for --sasl, --tls and --tls-ca.
+func (k *kafkaFlags) security() ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	if k.tls || k.tlsCA != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if k.tlsCA != "" {
+			pem, err := os.ReadFile(k.tlsCA)
+			if err != nil {
+				return nil, fmt.Errorf("--tls-ca: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--tls-ca %s: no certificates found", k.tlsCA)
+			}
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if k.mechanism == "" {
+		return opts, nil
+	}
+	pass, ok := os.LookupEnv("SPOOL_KAFKA_PASSWORD")
+	if k.user == "" || !ok {
+		return nil, errors.New("--sasl needs --user (or SPOOL_KAFKA_USER) and SPOOL_KAFKA_PASSWORD")
+	}
+	var m sasl.Mechanism
+	switch strings.ToUpper(k.mechanism) {
+	case "PLAIN":
+		m = plain.Auth{User: k.user, Pass: pass}.AsMechanism()
+	case "SCRAM-SHA-256":
+		m = scram.Auth{User: k.user, Pass: pass}.AsSha256Mechanism()
+	case "SCRAM-SHA-512":
+		m = scram.Auth{User: k.user, Pass: pass}.AsSha512Mechanism()
+	default:
+		return nil, fmt.Errorf("--sasl %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.mechanism)
+	}
+	return append(opts, kgo.SASL(m)), nil
 }
 
 func (k *kafkaFlags) seeds() ([]string, error) {
@@ -76,6 +128,10 @@ func (k *kafkaFlags) connect(ctx context.Context, extra ...kgo.Opt) (*kgo.Client
 	if err != nil {
 		return nil, err
 	}
+	sec, err := k.security()
+	if err != nil {
+		return nil, err
+	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("spool"),
@@ -83,6 +139,7 @@ func (k *kafkaFlags) connect(ctx context.Context, extra ...kgo.Opt) (*kgo.Client
 		kgo.RequestTimeoutOverhead(k.timeout),
 		kgo.RetryTimeout(k.timeout),
 	}
+	opts = append(opts, sec...)
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, err
