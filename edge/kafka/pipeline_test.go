@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spoolmq/spool/edge/kafka"
 	spoollog "github.com/spoolmq/spool/log"
@@ -74,4 +75,36 @@ func TestPipelinedRequests(t *testing.T) {
 	if got := strings.Join(values, ""); got != "abcdef" {
 		t.Errorf("stored %q, want abcdef in order", got)
 	}
+}
+
+// TestClientVanishes: a client that sends produce requests and closes its
+// connection without reading the answers leaves the batches stored (they
+// were appended) and the server serving; the connection is gone from the
+// count.
+func TestClientVanishes(t *testing.T) {
+	tb := startBroker(t, kafka.Options{})
+	tb.createTopic("gone", 1)
+	before := tb.S.Stats().Connections.Load() // the admin client's
+	rc := dialRaw(t, tb.addr())
+	b, err := spoollog.AppendBatch(nil, []spoollog.Record{{Value: []byte("v")}}, spoollog.DefaultBatchOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 10000
+		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "gone", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: b}}}}
+		rc.request(req, 9, int32(i))
+	}
+	rc.c.Close()
+	top, _ := tb.Log.Topic("gone")
+	p, _ := top.Partition(0)
+	deadline := time.Now().Add(testTimeout)
+	for p.HighWatermark() != 3 || tb.S.Stats().Connections.Load() != before {
+		if time.Now().After(deadline) {
+			t.Fatalf("high watermark %d, %d connections open: want 3 and %d", p.HighWatermark(), tb.S.Stats().Connections.Load(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tb.createTopic("still-serving", 1)
 }

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -47,6 +48,10 @@ type Broker struct {
 	pendingWG    sync.WaitGroup
 	stats        counters
 	conns        connSet // of every listener
+	// subscribed is set once any client subscribes or a stored session
+	// with subscriptions is restored; until then publishes have no one to
+	// be delivered to.
+	subscribed atomic.Bool
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr
@@ -89,6 +94,7 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.auth = newAuthHook(opts.AllowAnonymous, opts.Auth)
 	b.sessions = newSessionHook(opts.Log.Meta(), lg)
+	b.sessions.onRestored = func() { b.subscribed.Store(true) }
 	for _, h := range []mqtt.Hook{b.auth, b.sessions, &ingestHook{b: b}} {
 		if err := b.server.AddHook(h, nil); err != nil {
 			return nil, err

@@ -21,7 +21,14 @@ type ingestHook struct {
 func (h *ingestHook) ID() string { return "spool-ingest" }
 
 func (h *ingestHook) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnDisconnect || b == mqtt.OnConnect || b == mqtt.OnSessionEstablished
+	return b == mqtt.OnPublish || b == mqtt.OnDisconnect || b == mqtt.OnConnect || b == mqtt.OnSessionEstablished || b == mqtt.OnSubscribe
+}
+
+// OnSubscribe notes, before mochi adds the subscription, that deliveries
+// now have someone to go to (see deliver).
+func (h *ingestHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	h.b.subscribed.Store(true)
+	return pk
 }
 
 // OnSessionEstablished notes that mochi now owns the connection's end:
@@ -168,6 +175,13 @@ func writeAcks(cl *mqtt.Client, acks []byte) {
 // deliver hands a stored publish back to mochi through our inline client,
 // which delivers it to subscribers and keeps it if it is retained.
 func (b *Broker) deliver(pk packets.Packet) {
+	if !pk.FixedHeader.Retain && !b.subscribed.Load() {
+		// Nobody ever subscribed and there is nothing to keep: skip
+		// mochi's second pass through the hooks and the topic index, the
+		// largest cost of pure ingest after the socket reads. (mochi's own
+		// subscription count is not kept for restored sessions.)
+		return
+	}
 	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
 	if err := b.server.InjectPacket(b.inline, pk); err != nil {
 		b.lg.Warn("delivering a stored publish failed", "topic", pk.TopicName, "error", err)

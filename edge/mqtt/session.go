@@ -47,6 +47,8 @@ type sessionHook struct {
 	timer     *time.Timer
 	closed    bool // after the final write: changes are no longer taken
 	writeErrs atomic.Int64
+	// onRestored is called when stored subscriptions are loaded.
+	onRestored func()
 }
 
 type nsKey struct{ ns, key string }
@@ -371,7 +373,11 @@ func (h *sessionHook) StoredClients() ([]storage.Client, error) {
 }
 
 func (h *sessionHook) StoredSubscriptions() ([]storage.Subscription, error) {
-	return load(h, nsSubs, func(b []byte) (s storage.Subscription, err error) { return s, s.UnmarshalBinary(b) })
+	subs, err := load(h, nsSubs, func(b []byte) (s storage.Subscription, err error) { return s, s.UnmarshalBinary(b) })
+	if len(subs) > 0 && h.onRestored != nil {
+		h.onRestored()
+	}
+	return subs, err
 }
 
 func (h *sessionHook) StoredInflightMessages() ([]storage.Message, error) {
