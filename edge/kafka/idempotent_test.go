@@ -150,3 +150,43 @@ func TestIdempotentProducerKgo(t *testing.T) {
 	}
 	t.Logf("%d connections cut", px.cuts())
 }
+
+// TestIdempotentStateSurvivesRestart: after a clean restart a producer's
+// retry is still answered with its original offset and not stored again,
+// and its sequence still has to continue; the saved state is consumed at
+// start, so that a later crash cannot bring back a stale one.
+func TestIdempotentStateSurvivesRestart(t *testing.T) {
+	tb := startBroker(t, kafka.Options{})
+	tb.createTopic("idem-restart", 1)
+	c := tb.client()
+	pid, epoch := initProducer(t, c)
+	for _, seq := range []int32{0, 2} {
+		if got := rawProduce(t, c, "idem-restart", pid, epoch, seq, 2); got.ErrorCode != 0 {
+			t.Fatalf("produce %d: %v", seq, kerr.ErrorForCode(got.ErrorCode))
+		}
+	}
+	c.Close()
+	tb.restart()
+	if _, ok, err := tb.Log.Meta().GetCursor("kafka", "producers"); err != nil || ok {
+		t.Errorf("the producer state is still stored after the start (%v): a crash would restore it again", err)
+	}
+	c = tb.client()
+	if got := rawProduce(t, c, "idem-restart", pid, epoch, 2, 2); got.ErrorCode != 0 || got.BaseOffset != 2 {
+		t.Errorf("retry after the restart: offset %d, %v; want the original 2", got.BaseOffset, kerr.ErrorForCode(got.ErrorCode))
+	}
+	if got := rawProduce(t, c, "idem-restart", pid, epoch, 9, 1); got.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
+		t.Errorf("gap after the restart: %v, want OUT_OF_ORDER_SEQUENCE_NUMBER", kerr.ErrorForCode(got.ErrorCode))
+	}
+	if got := rawProduce(t, c, "idem-restart", pid, epoch, 4, 1); got.ErrorCode != 0 || got.BaseOffset != 4 {
+		t.Errorf("next batch after the restart: offset %d, %v", got.BaseOffset, kerr.ErrorForCode(got.ErrorCode))
+	}
+	top, _ := tb.Log.Topic("idem-restart")
+	p, _ := top.Partition(0)
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Errorf("high watermark %d, want 5: the retry was stored twice", hw)
+	}
+	// A new producer id is never one handed out before the restart.
+	if pid2, _ := initProducer(t, c); pid2 <= pid {
+		t.Errorf("producer id %d after the restart, %d before", pid2, pid)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -101,6 +102,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := ps.restore(opts.Log); err != nil {
+		// Producers are then taken as they come, as after a crash.
+		opts.Logger.Warn("idempotent producer state not restored", "error", err)
+	}
 	if opts.ClusterID == "" {
 		if opts.ClusterID, err = clusterID(opts.Log.Meta()); err != nil {
 			return nil, err
@@ -183,5 +188,10 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	s.groups.close()
+	// Every connection is done: every produce was answered after its
+	// appends, so the producer state matches the log.
+	if serr := s.producers.save(); serr != nil && err == nil {
+		err = fmt.Errorf("saving idempotent producer state: %w", serr)
+	}
 	return err
 }
