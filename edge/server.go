@@ -63,6 +63,7 @@ func Open(cfg config.Config, lg *slog.Logger) (s *Server, err error) {
 			Auth:           cfg.Auth,
 			AllowAnonymous: cfg.AnonymousAllowed(),
 			Routes:         cfg.Routes,
+			Egress:         cfg.Egress,
 			Log:            l,
 			Logger:         lg.With("component", "mqtt"),
 		})
@@ -116,6 +117,9 @@ func declareTopics(l *spoollog.Log, cfg config.Config, lg *slog.Logger) error {
 	routed := []string{}
 	for _, r := range cfg.Routes {
 		routed = append(routed, r.Topic)
+	}
+	for _, e := range cfg.Egress {
+		routed = append(routed, e.Topic)
 	}
 	if len(cfg.Routes) == 0 && (cfg.MQTT.Addr != "" || cfg.MQTT.TLS.Addr != "" || cfg.MQTT.WebSocket != "") {
 		routed = append(routed, mqtt.DefaultTopic)

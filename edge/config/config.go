@@ -26,13 +26,14 @@ type Config struct {
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT); 0 leaves it unset.
 	MemoryLimit Size `yaml:"memory_limit"`
 
-	Log    LogConfig   `yaml:"log"`
-	MQTT   MQTTConfig  `yaml:"mqtt"`
-	Kafka  KafkaConfig `yaml:"kafka"`
-	HTTP   HTTPConfig  `yaml:"http"`
-	Auth   AuthConfig  `yaml:"auth"`
-	Topics []TopicSpec `yaml:"topics"`
-	Routes []RouteSpec `yaml:"routes"`
+	Log    LogConfig    `yaml:"log"`
+	MQTT   MQTTConfig   `yaml:"mqtt"`
+	Kafka  KafkaConfig  `yaml:"kafka"`
+	HTTP   HTTPConfig   `yaml:"http"`
+	Auth   AuthConfig   `yaml:"auth"`
+	Topics []TopicSpec  `yaml:"topics"`
+	Routes []RouteSpec  `yaml:"routes"`
+	Egress []EgressSpec `yaml:"egress"`
 }
 
 // LogConfig is how Spool writes its own log lines.
@@ -175,6 +176,24 @@ type RouteSpec struct {
 	// N-th topic level, from 0), "json:a.b" (a field of a JSON payload),
 	// "client_id", or "none".
 	Key string `yaml:"key"`
+}
+
+// EgressSpec delivers the records of a log topic to MQTT subscribers: a
+// command produced over Kafka or HTTP (or mirrored down from the data
+// center) reaches the device subscribed to its MQTT topic.
+type EgressSpec struct {
+	// Topic is the log topic to follow.
+	Topic string `yaml:"topic"`
+	// MQTTTopic is the MQTT topic of each record, a template: {key}, the
+	// record key; {header:NAME}, a header's value; {partition}; {topic}.
+	MQTTTopic string `yaml:"mqtt_topic"`
+	// QoS of the deliveries (default 1).
+	QoS *int `yaml:"qos"`
+	// Retain keeps the last record per MQTT topic as its retained message.
+	Retain bool `yaml:"retain"`
+	// Start is where a new egress begins: latest (default: only records
+	// from now on) or earliest. After that its position is kept.
+	Start string `yaml:"start"`
 }
 
 // Default is the configuration used without a config file: loopback

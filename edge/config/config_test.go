@@ -425,6 +425,9 @@ func TestValidate(t *testing.T) {
 		{"bad_timestamp_type", "topics:\n  - {name: t, timestamp_type: now}\n", []string{"topics[0].timestamp_type"}},
 		{"negative_delete_retention", "topics:\n  - {name: t, delete_retention: forever}\n", []string{"topics[0].delete_retention"}},
 
+		{"egress", "egress:\n  - {topic: cmds, mqtt_topic: 'devices/{key}/cmd', qos: 2, start: earliest}\n  - {topic: cmds, mqtt_topic: 'site/{header:site}/{partition}/{topic}'}\n", nil},
+		{"bad_egress", "egress:\n  - {topic: 'a/b', mqtt_topic: 'devices/+/cmd', qos: 3, start: now}\n  - {topic: c, mqtt_topic: '{nope}'}\n  - {topic: c, mqtt_topic: ''}\n  - {topic: c, mqtt_topic: 'x/{key'}\n",
+			[]string{"egress[0].topic", "egress[0].mqtt_topic", "egress[0].qos", "egress[0].start", "egress[1].mqtt_topic", "egress[2].mqtt_topic", "egress[3].mqtt_topic"}},
 		{"routes", "routes:\n  - {match: 'devices/+/telemetry', topic: telemetry, key: 'level:1'}\n  - {match: '#', topic: mqtt}\n  - {match: 'a/#', topic: a, key: 'json:device.id'}\n  - {match: 'b', topic: b, key: client_id}\n  - {match: 'c', topic: c, key: none}\n", nil},
 		{"bad_route_key", "routes:\n  - {match: 'a/#', topic: a, key: 'level:x'}\n", []string{"routes[0].key"}},
 		{"unknown_route_key", "routes:\n  - {match: 'a/#', topic: a}\n  - {match: 'a/#', topic: a, key: payload}\n", []string{"routes[1].key"}},

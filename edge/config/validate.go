@@ -138,6 +138,21 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.%w", key, err))
 		}
 	}
+	for i, e := range c.Egress {
+		key := "egress[" + strconv.Itoa(i) + "]"
+		if err := spoollog.ValidateTopicName(e.Topic); err != nil {
+			bad(key+".topic", "%v", err)
+		}
+		if _, err := ParseTemplate(e.MQTTTopic); err != nil {
+			bad(key+".mqtt_topic", "%v", err)
+		}
+		if e.QoS != nil && (*e.QoS < 0 || *e.QoS > 2) {
+			bad(key+".qos", "%d is not 0, 1 or 2", *e.QoS)
+		}
+		if e.Start != "" && e.Start != "latest" && e.Start != "earliest" {
+			bad(key+".start", "%q is not latest or earliest", e.Start)
+		}
+	}
 	for i, r := range c.Routes {
 		key := "routes[" + strconv.Itoa(i) + "]"
 		if !validFilter(r.Match) {

@@ -29,6 +29,8 @@ type Options struct {
 	// Routes send publishes to log topics; with none, every publish goes
 	// to DefaultTopic keyed by its MQTT topic. Route topics must exist.
 	Routes []config.RouteSpec
+	// Egress delivers log topics to MQTT subscribers. Their topics must exist.
+	Egress []config.EgressSpec
 	Log    *spoollog.Log
 	Logger *slog.Logger
 }
@@ -52,6 +54,12 @@ type Broker struct {
 	// with subscriptions is restored; until then publishes have no one to
 	// be delivered to.
 	subscribed atomic.Bool
+
+	meta        *spoollog.Meta
+	egress      []*egress
+	egressStop  chan struct{}
+	egressWG    sync.WaitGroup
+	egressStats egressStats
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr
@@ -90,6 +98,10 @@ func New(opts Options) (*Broker, error) {
 	b.inline = b.server.NewClient(nil, mqtt.LocalListener, "spool-log", true)
 
 	if err := b.buildRouter(opts); err != nil {
+		return nil, err
+	}
+	b.meta = opts.Log.Meta()
+	if err := b.buildEgress(opts); err != nil {
 		return nil, err
 	}
 	b.auth = newAuthHook(opts.AllowAnonymous, opts.Auth)
@@ -168,7 +180,11 @@ func (b *Broker) Start(m config.MQTTConfig) (err error) {
 		}
 		b.setAddr("ws", ln.Addr())
 	}
-	return b.server.Serve()
+	if err := b.server.Serve(); err != nil {
+		return err
+	}
+	b.startEgress()
+	return nil
 }
 
 func (b *Broker) addNet(id string, ln net.Listener) error {
@@ -206,6 +222,7 @@ func (b *Broker) queue(cl *mqtt.Client) *clientQueue {
 // publishes still waiting for the log, then writes the session state.
 // Call it before closing the log.
 func (b *Broker) Close() error {
+	b.stopEgress()
 	// The clients are disconnected here rather than by mochi's Close, which
 	// disconnects only the clients that have a session (one still to send
 	// its CONNECT would hold it for ever) and deadlocks when one of them

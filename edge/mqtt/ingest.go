@@ -174,18 +174,23 @@ func writeAcks(cl *mqtt.Client, acks []byte) {
 
 // deliver hands a stored publish back to mochi through our inline client,
 // which delivers it to subscribers and keeps it if it is retained.
-func (b *Broker) deliver(pk packets.Packet) {
+func (b *Broker) deliver(pk packets.Packet) error {
 	if !pk.FixedHeader.Retain && !b.subscribed.Load() {
 		// Nobody ever subscribed and there is nothing to keep: skip
 		// mochi's second pass through the hooks and the topic index, the
 		// largest cost of pure ingest after the socket reads. (mochi's own
 		// subscription count is not kept for restored sessions.)
-		return
+		return nil
 	}
 	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
-	if err := b.server.InjectPacket(b.inline, pk); err != nil {
+	if pk.FixedHeader.Qos > 0 && pk.PacketID == 0 {
+		pk.PacketID = 1 // mochi checks there is one; each subscriber gets its own
+	}
+	err := b.server.InjectPacket(b.inline, pk)
+	if err != nil {
 		b.lg.Warn("delivering a stored publish failed", "topic", pk.TopicName, "error", err)
 	}
+	return err
 }
 
 // reject refuses a publish the log did not store. MQTT 5 gets a negative

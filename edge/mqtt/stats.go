@@ -30,6 +30,10 @@ type Stats struct {
 	DeliveriesDropped int64
 	Retained          int64 // retained messages held now
 	Subscriptions     int64
+	// Egress: records delivered to MQTT, skipped (the topic template
+	// lacked a key or header), and passed over because they came in over
+	// MQTT (delivered live then).
+	EgressDelivered, EgressSkipped, EgressFromMQTT int64
 }
 
 type counters struct {
@@ -112,7 +116,10 @@ func (b *Broker) Stats() Stats {
 		Clients:         atomic.LoadInt64(&b.server.Info.ClientsConnected),
 		DeliveriesDropped: atomic.LoadInt64(&b.server.Info.MessagesDropped) +
 			atomic.LoadInt64(&b.server.Info.InflightDropped),
-		Retained:      atomic.LoadInt64(&b.server.Info.Retained),
-		Subscriptions: atomic.LoadInt64(&b.server.Info.Subscriptions),
+		Retained:        atomic.LoadInt64(&b.server.Info.Retained),
+		Subscriptions:   atomic.LoadInt64(&b.server.Info.Subscriptions),
+		EgressDelivered: b.egressStats.delivered.Load(),
+		EgressSkipped:   b.egressStats.skipped.Load(),
+		EgressFromMQTT:  b.egressStats.fromMQTT.Load(),
 	}
 }

@@ -1,0 +1,209 @@
+package mqtt
+
+// Egress: records of a log topic delivered to MQTT subscribers, so that a
+// command produced over Kafka or HTTP (or mirrored down from the data
+// center) reaches the device subscribed to its MQTT topic. Each partition
+// has a follower that reads from its stored position, delivers through
+// mochi like any publish (to live subscribers and to the queues of
+// persistent sessions), and stores its new position after each read. The
+// position pins retention, so undelivered records are not deleted by it.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/spoolmq/spool/edge/config"
+	spoollog "github.com/spoolmq/spool/log"
+)
+
+// nsEgress holds the egress positions: "topic NUL template NUL partition" → next offset.
+const nsEgress = "mqtt.egress"
+
+type egress struct {
+	spec  config.EgressSpec
+	tmpl  config.Template
+	qos   byte
+	topic *spoollog.Topic
+}
+
+type egressStats struct {
+	delivered, fromMQTT atomic.Int64
+	skipped             atomic.Int64 // no MQTT topic for it, or mochi refused it (both logged)
+}
+
+func (b *Broker) buildEgress(opts Options) error {
+	for i, spec := range opts.Egress {
+		tmpl, err := config.ParseTemplate(spec.MQTTTopic)
+		if err != nil {
+			return fmt.Errorf("egress[%d].mqtt_topic: %w", i, err)
+		}
+		t, err := opts.Log.Topic(spec.Topic)
+		if err != nil {
+			return fmt.Errorf("egress[%d].topic: %w", i, err)
+		}
+		qos := byte(1)
+		if spec.QoS != nil {
+			qos = byte(*spec.QoS)
+		}
+		b.egress = append(b.egress, &egress{spec: spec, tmpl: tmpl, qos: qos, topic: t})
+	}
+	return nil
+}
+
+// startEgress starts a follower per partition of every egress.
+func (b *Broker) startEgress() {
+	b.egressStop = make(chan struct{})
+	for _, e := range b.egress {
+		for _, p := range e.topic.Partitions() {
+			b.egressWG.Add(1)
+			go func() {
+				defer b.egressWG.Done()
+				b.follow(e, p)
+			}()
+		}
+	}
+}
+
+// stopEgress stops the followers; their positions are stored.
+func (b *Broker) stopEgress() {
+	if b.egressStop != nil {
+		close(b.egressStop)
+		b.egressWG.Wait()
+	}
+}
+
+func egressKey(e *egress, p *spoollog.Partition) string {
+	return e.spec.Topic + "\x00" + e.spec.MQTTTopic + "\x00" + strconv.Itoa(int(p.ID()))
+}
+
+// follow delivers one partition's records from its stored position on.
+func (b *Broker) follow(e *egress, p *spoollog.Partition) {
+	meta, key := b.meta, egressKey(e, p)
+	pin := "egress:" + key
+	defer p.Unpin(pin)
+	offset := p.HighWatermark()
+	if e.spec.Start == "earliest" {
+		offset = p.LogStartOffset()
+	}
+	if v, ok, err := meta.GetCursor(nsEgress, key); err == nil && ok && len(v) == 8 {
+		offset = int64(binary.BigEndian.Uint64(v))
+	} else if err != nil {
+		b.lg.Error("reading an egress position failed; starting at the end", "topic", e.spec.Topic, "partition", p.ID(), "error", err)
+	}
+	lg := b.lg.With("egress", e.spec.Topic, "partition", p.ID(), "mqtt_topic", e.spec.MQTTTopic)
+	var backoff time.Duration
+	for {
+		p.Pin(pin, offset)
+		notify := p.Notify()
+		data, err := p.Read(offset, 1<<20)
+		if errors.Is(err, spoollog.ErrOffsetOutOfRange) && offset < p.LogStartOffset() {
+			// Deleted before delivery (drop_oldest, DeleteRecords): counted
+			// by the log for the pin; go on from what is left.
+			lg.Warn("egress records deleted before delivery", "from", offset, "to", p.LogStartOffset())
+			offset = p.LogStartOffset()
+			continue
+		}
+		if err != nil {
+			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
+			lg.Error("egress read failed; retrying", "offset", offset, "error", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-b.egressStop:
+				return
+			}
+		}
+		backoff = 0
+		if len(data) == 0 {
+			select {
+			case <-notify:
+				continue
+			case <-b.egressStop:
+				return
+			}
+		}
+		next, err := b.deliverBatches(e, p, data, offset, lg)
+		if err != nil {
+			lg.Error("egress found a damaged batch; stopped", "offset", offset, "error", err)
+			<-b.egressStop
+			return
+		}
+		if err := meta.PutCursor(nsEgress, key, binary.BigEndian.AppendUint64(nil, uint64(next))); err != nil {
+			// Delivered but not remembered: after a restart they are
+			// delivered again (at least once), never skipped.
+			lg.Error("storing the egress position failed", "offset", next, "error", err)
+		}
+		offset = next
+	}
+}
+
+// deliverBatches delivers the records at or after offset in data (whole
+// batches) and returns the offset after them.
+func (b *Broker) deliverBatches(e *egress, p *spoollog.Partition, data []byte, offset int64, lg *slog.Logger) (int64, error) {
+	next := offset
+	for len(data) > 0 {
+		h, err := spoollog.ParseBatchHeader(data)
+		if err != nil {
+			return next, err
+		}
+		_, recs, err := spoollog.DecodeRecords(data[:h.Size()])
+		if err != nil {
+			return next, err
+		}
+		data = data[h.Size():]
+		if !h.Control() {
+			for _, r := range recs {
+				if r.Offset >= offset {
+					b.deliverRecord(e, p, r, lg)
+				}
+			}
+		}
+		next = max(next, h.LastOffset()+1)
+	}
+	return next, nil
+}
+
+func (b *Broker) deliverRecord(e *egress, p *spoollog.Partition, r spoollog.Record, lg *slog.Logger) {
+	header := func(name string) ([]byte, bool) {
+		for _, h := range r.Headers {
+			if h.Key == name {
+				return h.Value, true
+			}
+		}
+		return nil, false
+	}
+	if _, fromMQTT := header(HeaderQoS); fromMQTT {
+		// It came in over MQTT and was delivered live then.
+		b.egressStats.fromMQTT.Add(1)
+		return
+	}
+	topic, err := e.tmpl.Render(config.RecordFields{Key: r.Key, Header: header, Partition: p.ID(), Topic: e.spec.Topic})
+	if err != nil {
+		b.egressStats.skipped.Add(1)
+		lg.Warn("egress record skipped", "offset", r.Offset, "error", err)
+		return
+	}
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: e.qos, Retain: e.spec.Retain},
+		TopicName:   topic,
+		Payload:     r.Value,
+	}
+	for _, h := range r.Headers {
+		if h.Key == HeaderContentType {
+			pk.Properties.ContentType = string(h.Value)
+		} else {
+			pk.Properties.User = append(pk.Properties.User, packets.UserProperty{Key: h.Key, Val: string(h.Value)})
+		}
+	}
+	if err := b.deliver(pk); err != nil {
+		b.egressStats.skipped.Add(1)
+		return
+	}
+	b.egressStats.delivered.Add(1)
+}
