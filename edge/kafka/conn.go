@@ -161,6 +161,12 @@ func (s *Server) writeAnswers(c net.Conn, answers <-chan answer, pending *sync.W
 	for a := range answers {
 		resp := a.resp
 		if a.finish != nil {
+			// Answers already written go out before waiting for this one's
+			// appends.
+			if !failed && w.Buffered() > 0 && w.Flush() != nil {
+				failed = true
+				c.Close()
+			}
 			resp = a.finish() // produce: wait for the appends, even if the client is gone
 		}
 		if !failed {
@@ -175,11 +181,11 @@ func (s *Server) writeAnswers(c net.Conn, answers <-chan answer, pending *sync.W
 			}
 			if len(out) > 0 {
 				_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
-				if _, err := w.Write(out); err == nil && len(answers) == 0 {
+				_, err := w.Write(out)
+				if err == nil && len(answers) == 0 {
 					err = w.Flush() // answers queued behind go out in the same write
-				} else if err != nil {
-					failed = true
 				}
+				failed = err != nil
 			}
 			if a.closeAfter || failed {
 				_ = w.Flush()
