@@ -264,3 +264,45 @@ func TestProduceDiskBudget(t *testing.T) {
 		t.Errorf("high watermark %d after a refused produce", hw)
 	}
 }
+
+// TestUnknownTopics: produce, fetch and list offsets of a topic or
+// partition that does not exist answer UNKNOWN_TOPIC_OR_PARTITION; an
+// invalid name asked in metadata answers INVALID_TOPIC_EXCEPTION and is
+// not created.
+func TestUnknownTopics(t *testing.T) {
+	tb := startBroker(t, kafka.Options{AutoCreateTopics: true})
+	tb.createTopic("known", 1)
+	c := tb.client()
+	if got := rawProduce(t, c, "nope", -1, -1, -1, 1); got.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Errorf("produce to an unknown topic: %v", kerr.ErrorForCode(got.ErrorCode))
+	}
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.MaxBytes = 1 << 20
+	fetch.Topics = []kmsg.FetchRequestTopic{
+		{Topic: "nope", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20}}},
+		{Topic: "known", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 5, PartitionMaxBytes: 1 << 20}}},
+	}
+	fr, err := fetch.RequestWith(ctx(t), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ft := range fr.Topics {
+		if code := ft.Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+			t.Errorf("fetch %s: %v", ft.Topic, kerr.ErrorForCode(code))
+		}
+	}
+	md := kmsg.NewPtrMetadataRequest()
+	bad := "no/slashes"
+	md.Topics = []kmsg.MetadataRequestTopic{{Topic: &bad}}
+	md.AllowAutoTopicCreation = true
+	mr, err := md.RequestWith(ctx(t), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := mr.Topics[0].ErrorCode; code != kerr.InvalidTopicException.Code {
+		t.Errorf("metadata of an invalid name: %v", kerr.ErrorForCode(code))
+	}
+	if got := tb.Log.Topics(); len(got) != 1 {
+		t.Errorf("topics %v, want only known", got)
+	}
+}
