@@ -125,13 +125,14 @@ func (s *Server) accept(l *listener) error {
 			if s.isClosed() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("kafka %s listener: %w", l.name, err)
 			}
-			return fmt.Errorf("kafka %s listener: %w", l.name, err)
+			// Out of file descriptors and the like: wait, do not stop.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.lg.Warn("accepting a Kafka connection failed; retrying", "listener", l.name, "error", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
 		if !s.track(c) {
@@ -140,15 +141,4 @@ func (s *Server) accept(l *listener) error {
 		}
 		go s.serveConn(c, l)
 	}
-}
-
-// errTemporary treats the accept errors a busy machine produces (too many
-// open files) as a reason to wait, not to stop listening.
-func errTemporary(err error) error {
-	type temporary interface{ Temporary() bool }
-	var t temporary
-	if errors.As(err, &t) && t.Temporary() {
-		return err
-	}
-	return nil
 }

@@ -188,7 +188,7 @@ func (b *Broker) Start(m config.MQTTConfig) (err error) {
 }
 
 func (b *Broker) addNet(id string, ln net.Listener) error {
-	if err := b.server.AddListener(netListener{listeners.NewNet(id, ln), b}); err != nil {
+	if err := b.server.AddListener(newTCPListener(id, ln, b)); err != nil {
 		return err
 	}
 	b.setAddr(id, ln.Addr())
@@ -255,19 +255,6 @@ const connectTimeout = 10 * time.Second
 // closeWriteTimeout bounds the writes to a client at Close.
 const closeWriteTimeout = time.Second
 
-// netListener is mochi's TCP listener plus what mochi lacks before a
-// session exists: a deadline for the CONNECT, a way for Close to end such
-// connections, and counting the errors that end them (mochi reports those
-// to no hook).
-type netListener struct {
-	*listeners.Net
-	b *Broker
-}
-
-func (l netListener) Serve(establish listeners.EstablishFn) {
-	l.Net.Serve(func(id string, c net.Conn) error { return l.b.serveConn(establish, id, c) })
-}
-
 // serveConn hands a new connection of any listener to mochi, tracked in
 // b.conns for as long as mochi has it.
 func (b *Broker) serveConn(establish listeners.EstablishFn, id string, c net.Conn) error {
@@ -279,6 +266,9 @@ func (b *Broker) serveConn(establish listeners.EstablishFn, id string, c net.Con
 	err := establish(id, c)
 	if session, closing := b.conns.remove(c); !session && !closing {
 		b.countRefused(err)
+	}
+	if err != nil {
+		b.lg.Debug("MQTT connection ended", "listener", id, "remote", c.RemoteAddr().String(), "error", err)
 	}
 	return err
 }
