@@ -94,6 +94,13 @@ func (p *Partition) corruption(err error) error {
 // OffsetForTime returns the first offset whose record timestamp is at or
 // after ts (milliseconds), and false when every record is older.
 func (p *Partition) OffsetForTime(ts int64) (int64, bool, error) {
+	off, _, ok, err := p.RecordForTime(ts)
+	return off, ok, err
+}
+
+// RecordForTime is OffsetForTime that also returns the found record's own
+// timestamp (Kafka's ListOffsets answers with both).
+func (p *Partition) RecordForTime(ts int64) (offset, timestamp int64, found bool, err error) {
 	p.segMu.RLock()
 	defer p.segMu.RUnlock()
 	st := p.durable.Load()
@@ -110,24 +117,24 @@ func (p *Partition) OffsetForTime(ts int64) (int64, bool, error) {
 		}
 		pos, err := s.lookupTime(ts, limit)
 		if err != nil {
-			return 0, false, p.corruption(err)
+			return 0, 0, false, p.corruption(err)
 		}
 		for pos < limit {
 			data, err := s.read(pos, limit, 1)
 			if err != nil {
-				return 0, false, p.corruption(err)
+				return 0, 0, false, p.corruption(err)
 			}
 			_, recs, err := DecodeRecords(data)
 			if err != nil {
-				return 0, false, p.corruption(&CorruptionError{Segment: s.path, Position: pos, Err: err})
+				return 0, 0, false, p.corruption(&CorruptionError{Segment: s.path, Position: pos, Err: err})
 			}
 			for _, r := range recs {
 				if r.Timestamp >= ts && r.Offset >= p.LogStartOffset() {
-					return r.Offset, true, nil
+					return r.Offset, r.Timestamp, true, nil
 				}
 			}
 			pos += int64(len(data))
 		}
 	}
-	return 0, false, nil
+	return 0, 0, false, nil
 }

@@ -51,14 +51,12 @@ func listOffset(t *spoollog.Topic, sp *kmsg.ListOffsetsResponseTopicPartition, t
 	case maxTimestamp:
 		sp.ErrorCode = kerr.UnsupportedVersion.Code
 	default:
-		off, found, err := p.OffsetForTime(ts)
+		off, recTs, found, err := p.RecordForTime(ts)
 		if err != nil {
 			return err
 		}
 		if found {
-			// The lookup does not return the record's own timestamp; the
-			// one asked for is at or before it.
-			sp.Offset, sp.Timestamp = off, ts
+			sp.Offset, sp.Timestamp = off, recTs
 		}
 	}
 	return nil

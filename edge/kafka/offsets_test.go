@@ -43,6 +43,9 @@ func TestOffsetsByTimestamp(t *testing.T) {
 		if o.Err != nil || o.Offset != tc.want {
 			t.Errorf("offset after %d: %d (%v), want %d", tc.ms, o.Offset, o.Err, tc.want)
 		}
+		if want := base.Add(time.Duration(tc.want) * time.Second).UnixMilli(); o.Timestamp != want {
+			t.Errorf("timestamp after %d: %d, want the record's own %d", tc.ms, o.Timestamp, want)
+		}
 	}
 	lo, err := adm.ListOffsetsAfterMilli(ctx(t), base.Add(time.Hour).UnixMilli(), "times")
 	if err != nil {
