@@ -1,0 +1,18 @@
+// Package bridge mirrors local log topics to upstream systems and back.
+//
+// A link is a consumer of the local log (ARCHITECTURE.md, decision 6): it
+// keeps one cursor per (link, topic, partition) in the log's metadata store,
+// the next local offset to mirror, and advances it only after the upstream
+// acknowledged every record below it. A crash or an outage therefore causes
+// resends, never a gap. Every mirrored record carries origin headers
+// (spool.edge, spool.topic, spool.partition, spool.offset) so upstream
+// consumers can recognise the resends.
+//
+// The cursor also pins the local partition's retention (Partition.Pin):
+// records a link has not mirrored are deleted only under an explicit
+// on_full: drop_oldest policy, and a link that finds its cursor below the log
+// start counts and logs the skipped offsets as a gap (decision 5).
+//
+// This package imports only the log, franz-go, paho and the standard
+// library; wiring links into `spool serve` belongs to edge.
+package bridge

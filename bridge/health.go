@@ -1,0 +1,136 @@
+package bridge
+
+import (
+	"fmt"
+	"time"
+)
+
+// State is a link's condition as an operator sees it.
+type State string
+
+const (
+	// StateConnecting: the upstream has not yet been reached (topics not
+	// checked or created), and nothing failed so far.
+	StateConnecting State = "connecting"
+	// StateDraining: connected, records are waiting and moving.
+	StateDraining State = "draining"
+	// StateCaughtUp: every partition is mirrored up to its high watermark.
+	StateCaughtUp State = "caught_up"
+	// StateFailing: the last attempt failed, or a partition with lag has
+	// made no progress for StallTimeout although nothing reported an error
+	// (connected but not moving).
+	StateFailing State = "failing"
+)
+
+// Health is a snapshot of a link.
+type Health struct {
+	Link  string
+	State State
+	// Lag is the sum of the partitions' lags, in records.
+	Lag int64
+	// Records and Bytes (keys plus values) acknowledged by the upstream
+	// since the link was built.
+	Records, Bytes int64
+	// Gaps counts local offsets the link never mirrored because they were
+	// deleted (drop_oldest, DeleteRecords) before it got to them.
+	Gaps int64
+	// LastError and LastErrorAt are the most recent failure, kept after
+	// recovery so an operator sees what happened.
+	LastError   string
+	LastErrorAt time.Time
+	Partitions  []PartitionHealth
+}
+
+// PartitionHealth is one mirrored partition.
+type PartitionHealth struct {
+	Topic       string
+	Partition   int32
+	Destination string
+	// Cursor is the next local offset to mirror; everything below it was
+	// acknowledged upstream.
+	Cursor        int64
+	HighWatermark int64
+	// Lag is HighWatermark - Cursor, in offsets.
+	Lag            int64
+	Records, Bytes int64
+	Gaps           int64
+	// Failing is set from a failed attempt until the next acknowledged one.
+	Failing bool
+	// Stalled: lag and no progress for StallTimeout.
+	Stalled      bool
+	LastProgress time.Time
+	LastError    string
+	LastErrorAt  time.Time
+}
+
+// Health returns the link's current state. It is safe to call at any time,
+// including before Run and after it returned.
+func (k *KafkaLink) Health() Health {
+	now := time.Now()
+	h := Health{Link: k.opts.Name}
+	failing, draining := false, false
+	for _, m := range k.mirrors {
+		ph := m.health(now, k.opts.StallTimeout)
+		h.Partitions = append(h.Partitions, ph)
+		h.Lag += ph.Lag
+		h.Records += ph.Records
+		h.Bytes += ph.Bytes
+		h.Gaps += ph.Gaps
+		if ph.LastErrorAt.After(h.LastErrorAt) {
+			h.LastError, h.LastErrorAt = ph.LastError, ph.LastErrorAt
+		}
+		failing = failing || ph.Failing || ph.Stalled
+		draining = draining || ph.Lag > 0
+	}
+	k.mu.Lock()
+	connected, setupErr, setupErrAt := k.connected, k.setupErr, k.setupErrAt
+	k.mu.Unlock()
+	if setupErr != nil && setupErrAt.After(h.LastErrorAt) {
+		h.LastError, h.LastErrorAt = setupErr.Error(), setupErrAt
+	}
+	switch {
+	case !connected && setupErr != nil:
+		h.State = StateFailing
+	case !connected:
+		h.State = StateConnecting
+	case failing:
+		h.State = StateFailing
+	case draining:
+		h.State = StateDraining
+	default:
+		h.State = StateCaughtUp
+	}
+	return h
+}
+
+// health snapshots one partition.
+func (m *mirror) health(now time.Time, stall time.Duration) PartitionHealth {
+	hw := m.p.HighWatermark()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ph := PartitionHealth{
+		Topic:         m.topic,
+		Partition:     m.p.ID(),
+		Destination:   m.dest,
+		Cursor:        m.cursor,
+		HighWatermark: hw,
+		Lag:           max(hw-m.cursor, 0),
+		Records:       m.records,
+		Bytes:         m.bytes,
+		Gaps:          m.gaps,
+		Failing:       m.failing,
+		LastProgress:  m.progressAt,
+		LastErrorAt:   m.lastErrAt,
+	}
+	if m.lastErr != nil {
+		ph.LastError = m.lastErr.Error()
+	}
+	if ph.Lag > 0 && !m.progressAt.IsZero() && now.Sub(m.progressAt) > stall {
+		ph.Stalled = true
+		if !ph.Failing {
+			ph.LastError = fmt.Sprintf("no progress for %v with %d records waiting", now.Sub(m.progressAt).Round(time.Millisecond), ph.Lag)
+			ph.LastErrorAt = now
+		}
+	}
+	return ph
+}

@@ -1,0 +1,280 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// KafkaLink mirrors local topics to an upstream Kafka cluster with one kgo
+// idempotent producer (acks=all). Each mirrored partition has its own
+// goroutine while Run runs, its own cursor and its own retention pin.
+//
+// Lifecycle: NewKafkaLink loads the cursors and pins retention at them, so
+// nothing unmirrored is deleted from then on; Run mirrors until its context
+// ends; Close stops a running Run and releases the pins.
+type KafkaLink struct {
+	opts    KafkaLinkOptions
+	ns      string // cursor namespace and pin name
+	lg      *slog.Logger
+	mirrors []*mirror
+
+	// mu guards the fields below.
+	mu         sync.Mutex
+	connected  bool      // upstream topics checked at least once
+	setupErr   error     // last failure to reach or prepare the upstream
+	setupErrAt time.Time // when setupErr happened
+	running    bool
+	stop       context.CancelFunc // cancels a running Run
+	stopped    chan struct{}      // closed when a running Run returns
+	closed     bool
+}
+
+// NewKafkaLink checks opts, resolves the local topics (they must exist),
+// loads the stored cursors and pins retention at them. A partition the link
+// never mirrored starts at its log start.
+func NewKafkaLink(opts KafkaLinkOptions) (*KafkaLink, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	k := &KafkaLink{
+		opts: opts,
+		ns:   cursorNamespace(opts.Name),
+		lg:   opts.Logger.With("link", opts.Name),
+	}
+	seen := make(map[string]bool)
+	for _, name := range opts.Topics {
+		if seen[name] {
+			return nil, fmt.Errorf("bridge link %s: topic %q listed twice", opts.Name, name)
+		}
+		seen[name] = true
+		t, err := opts.Log.Topic(name)
+		if err != nil {
+			return nil, fmt.Errorf("bridge link %s: %w", opts.Name, err)
+		}
+		dest, err := destination(opts.Destination, opts.Site, name)
+		if err != nil {
+			return nil, fmt.Errorf("bridge link %s: %w", opts.Name, err)
+		}
+		for _, p := range t.Partitions() {
+			m, err := newMirror(k, p, name, dest)
+			if err != nil {
+				k.unpin()
+				return nil, err
+			}
+			k.mirrors = append(k.mirrors, m)
+		}
+	}
+	return k, nil
+}
+
+// Run mirrors until ctx ends (or Close is called), then waits up to
+// FlushTimeout for records already handed to the upstream, stores the
+// cursors of everything acknowledged and returns nil. Upstream failures are
+// retried with backoff and never end Run; only a client that cannot be built
+// (bad options) returns an error. Run may be called again after it returned.
+func (k *KafkaLink) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	k.mu.Lock()
+	if k.closed || k.running {
+		k.mu.Unlock()
+		return fmt.Errorf("bridge link %s: closed or already running", k.opts.Name)
+	}
+	k.running, k.stop, k.stopped = true, cancel, make(chan struct{})
+	stopped := k.stopped
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		k.running = false
+		k.mu.Unlock()
+		close(stopped)
+	}()
+
+	cl, err := kgo.NewClient(k.clientOpts()...)
+	if err != nil {
+		return fmt.Errorf("bridge link %s: %w", k.opts.Name, err)
+	}
+	// Close is idempotent in kgo; the deferred one covers early returns.
+	defer cl.Close()
+
+	if !k.setup(ctx, cl) {
+		return nil
+	}
+	var wg sync.WaitGroup
+	for _, m := range k.mirrors {
+		wg.Go(func() { m.run(ctx, cl) })
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// The mirrors stop reading at once but wait for the results of
+		// what they produced; closing the client after the grace period
+		// fails what is still unacknowledged, which ends those waits.
+		t := time.NewTimer(k.opts.FlushTimeout)
+		select {
+		case <-done:
+		case <-t.C:
+			k.lg.Warn("upstream did not acknowledge in time; unacknowledged records will be resent", "flush_timeout", k.opts.FlushTimeout)
+			cl.Close()
+			<-done
+		}
+		t.Stop()
+	}
+	return nil
+}
+
+// Close stops a running Run, waits for it and releases the retention pins.
+// After Close the cursors stay stored: a new link with the same name
+// resumes from them.
+func (k *KafkaLink) Close() error {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return nil
+	}
+	k.closed = true
+	running, stop, stopped := k.running, k.stop, k.stopped
+	k.mu.Unlock()
+	if running {
+		stop()
+		<-stopped
+	}
+	k.unpin()
+	return nil
+}
+
+func (k *KafkaLink) unpin() {
+	for _, m := range k.mirrors {
+		m.p.Unpin(k.ns)
+	}
+}
+
+func (k *KafkaLink) clientOpts() []kgo.Opt {
+	codec, _ := compressionCodec(k.opts.Compression) // checked in withDefaults
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(k.opts.Seeds...),
+		kgo.ClientID("spool-bridge-" + k.opts.Name),
+		// acks=all is what makes an acknowledgement mean "stored
+		// upstream"; kgo's idempotent producer (its default) keeps the
+		// per-partition order across its internal retries.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(codec),
+		kgo.RecordDeliveryTimeout(k.opts.DeliveryTimeout),
+		kgo.WithLogger(kgoLogger{k.lg}),
+	}
+	if k.opts.BatchBytes > 0 {
+		opts = append(opts, kgo.ProducerBatchMaxBytes(k.opts.BatchBytes))
+	}
+	if k.opts.Partitioning == PartitionKeep {
+		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	} else {
+		opts = append(opts, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	}
+	return append(opts, k.opts.ClientOpts...)
+}
+
+// setup makes sure every destination topic exists upstream, retrying with
+// backoff until it does or ctx ends (false).
+func (k *KafkaLink) setup(ctx context.Context, cl *kgo.Client) bool {
+	bo := backoff{min: k.opts.BackoffMin, max: k.opts.BackoffMax}
+	for {
+		err := k.ensureTopics(ctx, kadm.NewClient(cl))
+		k.mu.Lock()
+		if err == nil {
+			k.connected = true
+		} else if ctx.Err() == nil {
+			k.setupErr, k.setupErrAt = err, time.Now()
+		}
+		k.mu.Unlock()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		wait := bo.next()
+		k.lg.Warn("upstream not ready", "err", err, "retry_in", wait)
+		if !sleep(ctx, wait) {
+			return false
+		}
+	}
+}
+
+// ensureTopics creates missing destination topics with the local partition
+// count and, for keep, refuses an upstream topic with fewer partitions than
+// the local one: records of the missing partitions would have nowhere to go.
+func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) error {
+	want := make(map[string]int32) // destination -> local partitions
+	for _, m := range k.mirrors {
+		want[m.dest] = max(want[m.dest], m.p.ID()+1)
+	}
+	names := make([]string, 0, len(want))
+	for d := range want {
+		names = append(names, d)
+	}
+	details, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("list upstream topics: %w", err)
+	}
+	for _, d := range names {
+		td, ok := details[d]
+		if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+			resp, err := adm.CreateTopic(ctx, want[d], -1, nil, d)
+			if err == nil {
+				err = resp.Err
+			}
+			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("create upstream topic %s: %w", d, err)
+			}
+			k.lg.Info("created upstream topic", "topic", d, "partitions", want[d])
+			continue
+		}
+		if td.Err != nil {
+			return fmt.Errorf("upstream topic %s: %w", d, td.Err)
+		}
+		if n := int32(len(td.Partitions)); k.opts.Partitioning == PartitionKeep && n < want[d] {
+			return fmt.Errorf("upstream topic %s has %d partitions, partitioning keep needs %d", d, n, want[d])
+		}
+	}
+	return nil
+}
+
+// sleep waits d or until ctx ends; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// kgoLogger routes kgo's own logging (connection failures, retries) to the
+// link's logger, warnings and errors only.
+type kgoLogger struct{ lg *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	switch level {
+	case kgo.LogLevelError:
+		l.lg.Error(msg, keyvals...)
+	case kgo.LogLevelWarn:
+		l.lg.Warn(msg, keyvals...)
+	default:
+		l.lg.Debug(msg, keyvals...)
+	}
+}

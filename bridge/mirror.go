@@ -1,0 +1,291 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	spoollog "github.com/spoolmq/spool/log"
+)
+
+// Origin headers name where a mirrored record came from, so upstream
+// consumers can recognise resends: (spool.edge, spool.topic,
+// spool.partition, spool.offset) identifies one local record.
+const (
+	HeaderEdge      = "spool.edge"
+	HeaderTopic     = "spool.topic"
+	HeaderPartition = "spool.partition"
+	HeaderOffset    = "spool.offset"
+)
+
+// mirror copies one local partition upstream. Its goroutine (run) owns the
+// reading and producing; the fields under mu are shared with Health.
+type mirror struct {
+	link  *KafkaLink
+	p     *spoollog.Partition
+	topic string // local
+	dest  string // upstream
+	key   string // cursor key
+	lg    *slog.Logger
+
+	// originTopic and originPartition are the header values every record
+	// of this partition carries; built once.
+	originTopic, originPartition []byte
+
+	// mu guards the fields below. run writes them; Health reads them.
+	mu         sync.Mutex
+	cursor     int64 // next offset to mirror; all below are acknowledged
+	records    int64
+	bytes      int64
+	gaps       int64
+	progressAt time.Time // last ack, or last time there was nothing to do
+	failing    bool      // an attempt failed and none succeeded since
+	lastErr    error
+	lastErrAt  time.Time
+}
+
+func newMirror(k *KafkaLink, p *spoollog.Partition, topic, dest string) (*mirror, error) {
+	m := &mirror{
+		link:            k,
+		p:               p,
+		topic:           topic,
+		dest:            dest,
+		key:             cursorKey(topic, p.ID()),
+		lg:              k.lg.With("topic", topic, "partition", p.ID()),
+		originTopic:     []byte(topic),
+		originPartition: []byte(strconv.FormatInt(int64(p.ID()), 10)),
+	}
+	c, err := loadCursor(k.opts.Log.Meta(), k.ns, m.key)
+	if err != nil {
+		return nil, fmt.Errorf("bridge link %s: %w", k.opts.Name, err)
+	}
+	if c < 0 {
+		c = p.LogStartOffset()
+	}
+	m.cursor = c
+	p.Pin(k.ns, c)
+	return m, nil
+}
+
+// run mirrors until ctx ends. Each round reads up to ReadBytes of whole
+// batches at the cursor, produces their records and waits for all of them
+// to be acknowledged before moving the cursor: one round in flight per
+// partition keeps the order and makes the cursor exact.
+func (m *mirror) run(ctx context.Context, cl *kgo.Client) {
+	o := &m.link.opts
+	bo := backoff{min: o.BackoffMin, max: o.BackoffMax}
+	m.mu.Lock()
+	m.progressAt = time.Now()
+	m.mu.Unlock()
+	for ctx.Err() == nil {
+		idle, err := m.round(cl)
+		switch {
+		case err != nil:
+			m.fail(err)
+			wait := bo.next()
+			m.lg.Warn("mirroring failed", "err", err, "retry_in", wait)
+			sleep(ctx, wait)
+		case idle != nil:
+			bo.reset()
+			m.mu.Lock()
+			m.progressAt = time.Now()
+			m.mu.Unlock()
+			select {
+			case <-idle:
+			case <-ctx.Done():
+			}
+		default:
+			bo.reset()
+		}
+	}
+}
+
+// round does one read-produce-acknowledge step. It returns a channel to wait
+// on when there was nothing to read, or the error of a failed step; a
+// failed step has stored the cursor of whatever was acknowledged before the
+// failure.
+func (m *mirror) round(cl *kgo.Client) (<-chan struct{}, error) {
+	cursor := m.getCursor()
+	if start := m.p.LogStartOffset(); cursor < start {
+		return nil, m.skipGap(cursor, start)
+	}
+	notify := m.p.Notify() // before the Read that may find nothing
+	data, err := m.p.Read(cursor, m.link.opts.ReadBytes)
+	if errors.Is(err, spoollog.ErrOffsetOutOfRange) && cursor < m.p.LogStartOffset() {
+		return nil, nil // retention moved the start meanwhile: next round counts the gap
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read local log at %d: %w", cursor, err)
+	}
+	if len(data) == 0 {
+		return notify, nil
+	}
+	recs, sizes, end, err := m.decode(data, cursor)
+	if err != nil {
+		return nil, err
+	}
+	next, perr := m.produce(cl, recs)
+	if perr == nil {
+		next = end // includes control batches and compacted-away offsets
+	}
+	var n, b int64
+	for i, r := range recs {
+		if r.offset >= next {
+			break
+		}
+		n++
+		b += sizes[i]
+	}
+	if err := m.advance(next, n, b, perr == nil || next > cursor); err != nil {
+		return nil, err
+	}
+	if perr != nil {
+		return nil, fmt.Errorf("upstream %s: %w", m.dest, perr)
+	}
+	return nil, nil
+}
+
+// pending is one record on its way upstream.
+type pending struct {
+	offset int64
+	rec    *kgo.Record
+}
+
+// decode turns stored batches into upstream records at or after cursor and
+// returns the offset after the last batch. Control batches (transaction
+// markers) are not mirrored: they mean nothing outside this log.
+func (m *mirror) decode(data []byte, cursor int64) ([]pending, []int64, int64, error) {
+	var recs []pending
+	var sizes []int64
+	end := cursor
+	edge := []byte(m.link.opts.Site)
+	err := spoollog.SplitBatches(data, func(h spoollog.BatchHeader, batch []byte) error {
+		end = max(end, h.LastOffset()+1)
+		if h.Control() {
+			return nil
+		}
+		_, rs, err := spoollog.DecodeRecords(batch)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if r.Offset < cursor {
+				continue // the first batch may start below the cursor
+			}
+			hdrs := make([]kgo.RecordHeader, 0, len(r.Headers)+4)
+			for _, h := range r.Headers {
+				hdrs = append(hdrs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+			}
+			hdrs = append(hdrs,
+				kgo.RecordHeader{Key: HeaderEdge, Value: edge},
+				kgo.RecordHeader{Key: HeaderTopic, Value: m.originTopic},
+				kgo.RecordHeader{Key: HeaderPartition, Value: m.originPartition},
+				kgo.RecordHeader{Key: HeaderOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
+			)
+			recs = append(recs, pending{offset: r.Offset, rec: &kgo.Record{
+				Topic:     m.dest,
+				Partition: m.p.ID(), // used by the manual partitioner (keep) only
+				Key:       r.Key,
+				Value:     r.Value,
+				Headers:   hdrs,
+				Timestamp: time.UnixMilli(r.Timestamp),
+			}})
+			sizes = append(sizes, int64(len(r.Key)+len(r.Value)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("decode local batch at %d: %w", cursor, err)
+	}
+	return recs, sizes, end, nil
+}
+
+// produce hands recs to kgo in order and waits for every result. It returns
+// the offset of the lowest record that failed, and its error; records after
+// it may have been written upstream too, so the cursor must stay at that
+// offset (a resend is allowed, a gap is not).
+func (m *mirror) produce(cl *kgo.Client, recs []pending) (int64, error) {
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		failedAt  = int64(-1)
+		failedErr error
+	)
+	wg.Add(len(recs))
+	for _, r := range recs {
+		off := r.offset
+		// Not the run context: records already handed over should finish
+		// (Run closes the client after FlushTimeout to end the wait).
+		cl.Produce(context.Background(), r.rec, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				if failedAt < 0 || off < failedAt {
+					failedAt, failedErr = off, err
+				}
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	return failedAt, failedErr
+}
+
+// advance stores the cursor, then moves the retention pin to it: in that
+// order, retention never deletes a record a restarted link would resend.
+// progressed says whether anything was acknowledged.
+func (m *mirror) advance(next, records, bytes int64, progressed bool) error {
+	var err error
+	if next != m.getCursor() {
+		err = m.link.opts.Log.Meta().PutCursor(m.link.ns, m.key, encodeCursor(next))
+		// On a store error the in-memory cursor still advances: the
+		// records were acknowledged, and a restart resends them.
+		m.p.Pin(m.link.ns, next)
+	}
+	now := time.Now()
+	m.mu.Lock()
+	m.cursor = next
+	m.records += records
+	m.bytes += bytes
+	if progressed {
+		m.progressAt = now
+		if m.failing {
+			m.lg.Info("mirroring recovered", "cursor", next)
+		}
+		m.failing = false
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("store cursor %d: %w", next, err)
+	}
+	return nil
+}
+
+// skipGap moves a cursor that fell below the log start (records deleted
+// under drop_oldest or by DeleteRecords before they were mirrored) to the
+// start, counting and logging the lost offsets: never silently.
+func (m *mirror) skipGap(cursor, start int64) error {
+	m.lg.Warn("records deleted before they were mirrored", "from", cursor, "to", start, "lost", start-cursor)
+	m.mu.Lock()
+	m.gaps += start - cursor
+	m.mu.Unlock()
+	return m.advance(start, 0, 0, false)
+}
+
+func (m *mirror) fail(err error) {
+	m.mu.Lock()
+	m.failing, m.lastErr, m.lastErrAt = true, err, time.Now()
+	m.mu.Unlock()
+}
+
+func (m *mirror) getCursor() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cursor
+}
