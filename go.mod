@@ -3,6 +3,7 @@ module github.com/spoolmq/spool
 go 1.26.0
 
 require (
+	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/gorilla/websocket v1.5.3
 	github.com/klauspost/compress v1.20.3

@@ -101,16 +101,43 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	ctx, stop := signalContext(ctx, lg)
 	defer stop()
+	sd := newSDNotifier(lg)
+	sd.status("opening the data directory %s", cfg.Data)
 	srv, err := edge.Open(cfg, lg)
 	if err != nil {
+		sd.status("failed: %v", err)
 		return fail(stderr, "%v", err)
 	}
-	err = srv.Run(ctx, func() { lg.Info("spool serving", "version", version, "data", cfg.Data) })
+	// serving ends when shutdown begins: a signal, or Run returning after a
+	// listener failed. The watchdog pings only until then.
+	serving, endServing := context.WithCancel(ctx)
+	defer endServing()
+	go func() {
+		<-serving.Done()
+		sd.stop("shutting down")
+	}()
+	err = srv.Run(ctx, func() {
+		lg.Info("spool serving", "version", version, "data", cfg.Data)
+		sd.ready(servingStatus(srv))
+		go sd.watchdog(serving, func() string { return servingStatus(srv) })
+	})
+	endServing()
+	sd.stop("shutting down")
 	if err != nil {
+		sd.status("failed: %v", err)
 		return fail(stderr, "%v", err)
 	}
+	sd.status("stopped")
 	lg.Info("spool stopped")
 	return 0
+}
+
+// servingStatus is the systemd STATUS line while serving. Listing the
+// topics takes the log's lock, so it also probes that the log is not
+// wedged before a watchdog ping.
+func servingStatus(srv *edge.Server) string {
+	return fmt.Sprintf("serving %d topics, %d bytes on disk, %d records appended since start",
+		len(srv.Log().Topics()), srv.Log().UsedBytes(), srv.Log().Stats().AppendedRecords)
 }
 
 // offEmpty lets a flag disable a listener with "off".
