@@ -84,12 +84,21 @@ func (k *KafkaLink) Health() Health {
 	}
 	k.mu.Lock()
 	connected, setupErr, setupErrAt := k.connected, k.setupErr, k.setupErrAt
+	upErr, upErrAt, upOKAt := k.upErr, k.upErrAt, k.upOKAt
 	k.mu.Unlock()
 	if setupErr != nil && setupErrAt.After(h.LastErrorAt) {
 		h.LastError, h.LastErrorAt = setupErr.Error(), setupErrAt
 	}
+	// The upstream failed its last exchange: while records wait, that is
+	// an outage, whatever kgo is still retrying.
+	if upErr != nil && upErrAt.After(upOKAt) && (draining || !connected) {
+		failing = true
+	}
+	if upErr != nil && upErrAt.After(h.LastErrorAt) {
+		h.LastError, h.LastErrorAt = "upstream: "+upErr.Error(), upErrAt
+	}
 	switch {
-	case !connected && setupErr != nil:
+	case !connected && (setupErr != nil || failing):
 		h.State = StateFailing
 	case !connected:
 		h.State = StateConnecting

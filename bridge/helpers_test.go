@@ -156,7 +156,13 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 func waitState(t testing.TB, k *KafkaLink, want State) Health {
 	t.Helper()
 	var h Health
-	waitFor(t, "state "+string(want), func() bool { h = k.Health(); return h.State == want })
+	deadline := time.Now().Add(testTimeout)
+	for h = k.Health(); h.State != want; h = k.Health() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for state %s; health %+v", want, h)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	return h
 }
 

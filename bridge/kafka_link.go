@@ -31,6 +31,9 @@ type KafkaLink struct {
 	connected  bool      // upstream topics checked at least once
 	setupErr   error     // last failure to reach or prepare the upstream
 	setupErrAt time.Time // when setupErr happened
+	upErr      error     // last failed exchange with the upstream (kgo hooks)
+	upErrAt    time.Time // when upErr happened
+	upOKAt     time.Time // last successful exchange
 	running    bool
 	stop       context.CancelFunc // cancels a running Run
 	stopped    chan struct{}      // closed when a running Run returns
@@ -172,6 +175,7 @@ func (k *KafkaLink) clientOpts() []kgo.Opt {
 		kgo.ProducerBatchCompression(codec),
 		kgo.RecordDeliveryTimeout(k.opts.DeliveryTimeout),
 		kgo.WithLogger(kgoLogger{k.lg}),
+		kgo.WithHooks(upstreamHooks{k}),
 	}
 	if k.opts.BatchBytes > 0 {
 		opts = append(opts, kgo.ProducerBatchMaxBytes(k.opts.BatchBytes))

@@ -217,12 +217,17 @@ func (m *mirror) produce(cl *kgo.Client, recs []pending) (int64, error) {
 		failedAt  = int64(-1)
 		failedErr error
 	)
+	// Not the run context: records already handed over should finish
+	// (Run closes the client after FlushTimeout to end the wait). The
+	// timeout fails records kgo has not sent yet (it never fails one whose
+	// outcome it does not know), so a long outage turns into resends after
+	// backoff rather than an endless wait.
+	ctx, cancel := context.WithTimeout(context.Background(), m.link.opts.DeliveryTimeout)
+	defer cancel()
 	wg.Add(len(recs))
 	for _, r := range recs {
 		off := r.offset
-		// Not the run context: records already handed over should finish
-		// (Run closes the client after FlushTimeout to end the wait).
-		cl.Produce(context.Background(), r.rec, func(_ *kgo.Record, err error) {
+		cl.Produce(ctx, r.rec, func(_ *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
 				if failedAt < 0 || off < failedAt {
