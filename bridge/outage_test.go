@@ -64,8 +64,12 @@ func TestOutage(t *testing.T) {
 	px := newProxy(t, c.ListenAddrs()[0])
 	k, err := NewKafkaLink(KafkaLinkOptions{
 		Name: "o", Site: "s", Seeds: []string{"upstream.invalid:9092"}, Log: l, Topics: []string{"t"},
-		ClientOpts:      []kgo.Opt{px.dialer()},
-		DeliveryTimeout: time.Second, // kgo's minimum
+		ClientOpts: []kgo.Opt{px.dialer()},
+		// Longer than the outage: kgo keeps the records and retries them
+		// itself. (With a timeout as short as kgo's own recovery after
+		// failed records, rounds can keep timing out: seen once with 1 s
+		// under -race.)
+		DeliveryTimeout: 5 * time.Second,
 		BackoffMin:      10 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
 	})
 	if err != nil {
