@@ -24,11 +24,15 @@ export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 go version
 
 # Real peers: the tests drive Spool with mosquitto_pub/mosquitto_sub (MQTT),
-# kcat and Debian's python3-confluent-kafka (both librdkafka).
+# kcat and Debian's python3-confluent-kafka (both librdkafka); they run the
+# ARM release binaries under qemu-user-static and check the Debian package
+# with dpkg-deb (and the unit with systemd-analyze, where systemd is).
 missing=()
 command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 /usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || missing+=(python3-confluent-kafka)
+{ command -v qemu-arm-static && command -v qemu-aarch64-static; } >/dev/null 2>&1 || missing+=(qemu-user-static)
+command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
