@@ -17,18 +17,22 @@ import (
 )
 
 // armTargets are the release builds for Raspberry Pi boards, with the
-// qemu-user emulator (Debian's qemu-user-static) that runs each here.
+// qemu-user emulator (Debian's qemu-user-static) and the CPU of the oldest
+// board each is for: qemu's default CPU has every extension, and would run
+// an ARMv7 binary where a Pi Zero's ARM1176 stops at the first ARMv7
+// instruction.
 var armTargets = []struct {
-	target, qemu, goarch string
+	target, qemu, cpu, goarch string
 }{
-	{"armv6", "qemu-arm-static", "arm"},       // Pi Zero, Pi 1
-	{"armv7", "qemu-arm-static", "arm"},       // Pi 2, Pi 3 (32-bit OS)
-	{"arm64", "qemu-aarch64-static", "arm64"}, // Pi 3, 4, 5 (64-bit OS)
+	{"armv6", "qemu-arm-static", "arm1176", "arm"},          // Pi Zero, Pi 1
+	{"armv7", "qemu-arm-static", "cortex-a7", "arm"},        // Pi 2 (and Pi 3 with a 32-bit OS)
+	{"arm64", "qemu-aarch64-static", "cortex-a53", "arm64"}, // Pi 3, then 4 (A72) and 5 (A76)
 }
 
 // TestARMUnderQEMU runs the release binaries of scripts/build.sh for
-// ARMv6, ARMv7 and arm64 under qemu-user, each as a Pi would: `spool
-// version` prints the stamped version and the ARM platform; `spool serve`
+// ARMv6, ARMv7 and arm64 under qemu-user, each on its board's CPU: `spool
+// version` prints the stamped version and the ARM platform (and the ARMv7
+// build dies on the ARMv6 CPU, so the emulated CPU is that old); `spool serve`
 // on a fresh data directory acknowledges an MQTT QoS 1 publish, returns it
 // over the HTTP API and over the Kafka listener, exits 0 on SIGTERM, and
 // after a second start still has the record at the same offset.
@@ -55,13 +59,22 @@ func TestARMUnderQEMU(t *testing.T) {
 			bin := filepath.Join(dist, "spool-linux-"+a.target)
 			// startServe runs `BIN serve ...`: BIN is a wrapper that execs
 			// the emulator, so signals reach qemu, which passes them on.
-			wrapper := writeFile(t, t.TempDir(), "spool", fmt.Sprintf("#!/bin/sh\nexec %s %s \"$@\"\n", qemu, bin))
+			wrapper := writeFile(t, t.TempDir(), "spool", fmt.Sprintf("#!/bin/sh\nexec %s -cpu %s %s \"$@\"\n", qemu, a.cpu, bin))
 			if err := os.Chmod(wrapper, 0o755); err != nil {
 				t.Fatal(err)
 			}
 			v := output(t, wrapper, "version")
 			if !strings.HasPrefix(v, "spool 0.7.0-qemu (commit ") || !strings.Contains(v, "linux/"+a.goarch+")") {
 				t.Fatalf("spool version under %s printed %q, want the stamped version on linux/%s", a.qemu, v, a.goarch)
+			}
+			if a.target == "armv6" {
+				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+				defer cancel()
+				v7 := filepath.Join(dist, "spool-linux-armv7")
+				out, err := exec.CommandContext(ctx, qemu, "-cpu", a.cpu, v7, "version").CombinedOutput()
+				if err == nil || !strings.Contains(string(out), "Illegal instruction") {
+					t.Errorf("the ARMv7 build on %s: %v, %q; want an illegal instruction (is the CPU an ARMv6?)", a.cpu, err, out)
+				}
 			}
 			qemuServeCycle(t, wrapper)
 		})
