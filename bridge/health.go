@@ -134,7 +134,7 @@ func (m *mirror) health(now time.Time, stall time.Duration) PartitionHealth {
 	if m.lastErr != nil {
 		ph.LastError = m.lastErr.Error()
 	}
-	if ph.Lag > 0 && !m.progressAt.IsZero() && now.Sub(m.progressAt) > stall {
+	if ph.Lag > 0 && !m.waiting && !m.progressAt.IsZero() && now.Sub(m.progressAt) > stall {
 		ph.Stalled = true
 		if !ph.Failing {
 			ph.LastError = fmt.Sprintf("no progress for %v with %d records waiting", now.Sub(m.progressAt).Round(time.Millisecond), ph.Lag)

@@ -173,7 +173,10 @@ func (k *KafkaLink) clientOpts() []kgo.Opt {
 		// per-partition order across its internal retries.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchCompression(codec),
-		kgo.RecordDeliveryTimeout(k.opts.DeliveryTimeout),
+		// No kgo.RecordDeliveryTimeout: kgo measures it from the record's
+		// Timestamp, which for a mirrored record is its original time, so
+		// every backlog older than the timeout would fail at once. Each
+		// round's context bounds delivery by the wall clock instead.
 		kgo.WithLogger(kgoLogger{k.lg}),
 		kgo.WithHooks(upstreamHooks{k}),
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -192,5 +193,70 @@ func TestKeepRefusesFewerUpstreamPartitions(t *testing.T) {
 	h := waitState(t, k, StateFailing)
 	if !strings.Contains(h.LastError, "s.t has 1 partitions") || h.Records != 0 || h.Lag != 3 {
 		t.Fatalf("health %+v, want the partition count error, 0 records, lag 3", h)
+	}
+}
+
+// TestIdleIsNotStall: a link that sat caught up for longer than
+// StallTimeout does not report failing when new records arrive: the stall
+// clock starts with the new data, not at the last acknowledgement.
+func TestIdleIsNotStall(t *testing.T) {
+	l := newTestLog(t, spoollog.Options{})
+	p := partition(t, createTopic(t, l, "t", 1, nil), 0)
+	appendBatch(t, p, 3, spoollog.CodecNone)
+	c := newCluster(t)
+	k, err := NewKafkaLink(KafkaLinkOptions{
+		Name: "i", Site: "s", Seeds: c.ListenAddrs(), Log: l, Topics: []string{"t"},
+		StallTimeout: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runLink(t, k)
+	waitState(t, k, StateCaughtUp)
+	time.Sleep(300 * time.Millisecond) // idle for three stall timeouts
+	for round := range 5 {
+		appendBatch(t, p, 3, spoollog.CodecNone)
+		for h := k.Health(); h.State != StateCaughtUp; h = k.Health() {
+			if h.State == StateFailing {
+				t.Fatalf("round %d: new data after idling reported as %+v", round, h)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if h := k.Health(); h.Records != 18 || h.LastError != "" {
+		t.Fatalf("health %+v, want 18 records and no error", h)
+	}
+}
+
+// TestOldBacklog mirrors records whose timestamps are an hour old with a
+// one-second delivery timeout: the timeout runs on the wall clock from the
+// produce, not from the record's own time (kgo's RecordDeliveryTimeout
+// would fail such a backlog at once).
+func TestOldBacklog(t *testing.T) {
+	l := newTestLog(t, spoollog.Options{})
+	p := partition(t, createTopic(t, l, "t", 1, nil), 0)
+	old := time.Now().Add(-time.Hour).UnixMilli()
+	recs := make([]spoollog.Record, 50)
+	for i := range recs {
+		recs[i] = spoollog.Record{Timestamp: old + int64(i), Value: []byte("reading")}
+	}
+	if _, err := p.AppendRecords(recs, spoollog.DefaultBatchOptions); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t)
+	k, err := NewKafkaLink(KafkaLinkOptions{
+		Name: "old", Site: "s", Seeds: c.ListenAddrs(), Log: l, Topics: []string{"t"},
+		DeliveryTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runLink(t, k)
+	if h := waitState(t, k, StateCaughtUp); h.Records != 50 || h.LastError != "" {
+		t.Fatalf("health %+v, want 50 records and no error", h)
+	}
+	up := upstreamRecords(t, c.ListenAddrs(), "s.t")["s.t"][0]
+	if len(up) != 50 || up[0].Timestamp.UnixMilli() != old {
+		t.Fatalf("%d records upstream, first at %v; want 50 with the original timestamps", len(up), up[0].Timestamp)
 	}
 }

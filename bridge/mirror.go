@@ -44,7 +44,8 @@ type mirror struct {
 	records    int64
 	bytes      int64
 	gaps       int64
-	progressAt time.Time // last ack, or last time there was nothing to do
+	progressAt time.Time // last ack, or when a wait for new data began or ended
+	waiting    bool      // run waits for new data (Notify): never stalled
 	failing    bool      // an attempt failed and none succeeded since
 	lastErr    error
 	lastErrAt  time.Time
@@ -86,6 +87,10 @@ func (m *mirror) run(ctx context.Context, cl *kgo.Client) {
 	for ctx.Err() == nil {
 		idle, err := m.round(cl)
 		switch {
+		case err != nil && ctx.Err() != nil:
+			// Stopping: Run closed the client under records still in
+			// flight. Their cursor is stored; this is no failure.
+			m.lg.Info("stopped with records unacknowledged; they will be resent", "cursor", m.getCursor(), "err", err)
 		case err != nil:
 			m.fail(err)
 			wait := bo.next()
@@ -93,13 +98,12 @@ func (m *mirror) run(ctx context.Context, cl *kgo.Client) {
 			sleep(ctx, wait)
 		case idle != nil:
 			bo.reset()
-			m.mu.Lock()
-			m.progressAt = time.Now()
-			m.mu.Unlock()
+			m.setWaiting(true)
 			select {
 			case <-idle:
 			case <-ctx.Done():
 			}
+			m.setWaiting(false)
 		default:
 			bo.reset()
 		}
@@ -220,8 +224,8 @@ func (m *mirror) produce(cl *kgo.Client, recs []pending) (int64, error) {
 	// Not the run context: records already handed over should finish
 	// (Run closes the client after FlushTimeout to end the wait). The
 	// timeout fails records kgo has not sent yet (it never fails one whose
-	// outcome it does not know), so a long outage turns into resends after
-	// backoff rather than an endless wait.
+	// outcome it does not know), so a long outage turns into a reported
+	// failure and resends after backoff rather than an endless wait.
 	ctx, cancel := context.WithTimeout(context.Background(), m.link.opts.DeliveryTimeout)
 	defer cancel()
 	wg.Add(len(recs))
@@ -281,6 +285,14 @@ func (m *mirror) skipGap(cursor, start int64) error {
 	m.gaps += start - cursor
 	m.mu.Unlock()
 	return m.advance(start, 0, 0, false)
+}
+
+// setWaiting marks the wait for new data. Waiting is not a stall: the
+// clock for StallTimeout starts when the wait ends, as new data arrived.
+func (m *mirror) setWaiting(w bool) {
+	m.mu.Lock()
+	m.waiting, m.progressAt = w, time.Now()
+	m.mu.Unlock()
 }
 
 func (m *mirror) fail(err error) {

@@ -51,8 +51,22 @@ func itoa(i int32) string { return string(rune('0' + i)) }
 // produces locally meanwhile, and restores it: the link reports failing
 // with the error while the cursors stay put, then drains everything;
 // upstream has every local record (resends identifiable by origin headers),
-// and the stored cursors end at the high watermarks.
+// and the stored cursors end at the high watermarks. In the short outage
+// kgo holds the records and retries them itself; in the long one they time
+// out, the link replaces its client and resends.
 func TestOutage(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		delivery, outage time.Duration
+	}{
+		{"short", 5 * time.Second, 200 * time.Millisecond},
+		{"long", time.Second, 2500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testOutage(t, tc.delivery, tc.outage) })
+	}
+}
+
+func testOutage(t *testing.T, delivery, outage time.Duration) {
 	l := newTestLog(t, spoollog.Options{})
 	tp := createTopic(t, l, "t", 2, nil)
 	for i := range int32(2) {
@@ -64,12 +78,8 @@ func TestOutage(t *testing.T) {
 	px := newProxy(t, c.ListenAddrs()[0])
 	k, err := NewKafkaLink(KafkaLinkOptions{
 		Name: "o", Site: "s", Seeds: []string{"upstream.invalid:9092"}, Log: l, Topics: []string{"t"},
-		ClientOpts: []kgo.Opt{px.dialer()},
-		// Longer than the outage: kgo keeps the records and retries them
-		// itself. (With a timeout as short as kgo's own recovery after
-		// failed records, rounds can keep timing out: seen once with 1 s
-		// under -race.)
-		DeliveryTimeout: 5 * time.Second,
+		ClientOpts:      []kgo.Opt{px.dialer()},
+		DeliveryTimeout: delivery,
 		BackoffMin:      10 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
 	})
 	if err != nil {
@@ -93,7 +103,7 @@ func TestOutage(t *testing.T) {
 			t.Fatalf("partition %d: cursor moved to %d during the outage, want 30", i, c)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // a few failed rounds with the uplink down
+	time.Sleep(outage)
 	px.Restore()
 
 	h = waitState(t, k, StateCaughtUp)
