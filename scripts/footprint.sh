@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Measures Spool's footprint on this machine (issue 7's targets), for a
+# release build: the stripped arm64 binary's size and what takes it, idle
+# RSS after start-up with a 1 GiB data directory of 4 topics, start-up time
+# after a clean stop and after SIGKILL, and bytes written and CPU used while
+# idle. Not part of CI (it writes 1 GiB and idles for a minute):
+#
+#   scripts/footprint.sh             # IDLE=60 seconds of idling
+#   IDLE=10 GIB=0.25 scripts/footprint.sh
+#
+# Needs kcat (to fill the data directory over the Kafka listener) and the
+# binaries of scripts/build.sh (built when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
+IDLE="${IDLE:-60}"
+GIB="${GIB:-1}"
+[ -x dist/spool-linux-amd64 ] && [ -x dist/spool-linux-arm64 ] || scripts/build.sh arm64 amd64
+bin="$PWD/dist/spool-linux-amd64"
+work="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+data="$work/data"
+
+echo "== binary size (stripped, CGO_ENABLED=0)"
+for t in armv6 armv7 arm64 amd64; do
+  [ -f "dist/spool-linux-$t" ] && awk -v t="$t" -v b="$(stat -c %s "dist/spool-linux-$t")" \
+    'BEGIN { printf "  spool-linux-%-6s %6.2f MiB (%d bytes)\n", t, b / 1048576, b }'
+done
+echo "  arm64 sections in the file:"
+readelf -SW dist/spool-linux-arm64 | python3 -c '
+import sys
+for l in sys.stdin:
+    p = l.replace("[ ", "[").split()
+    if len(p) > 6 and p[1].startswith(".") and "bss" not in p[1] and int(p[5], 16) > 1 << 16:
+        print(f"    {p[1]:14s} {int(p[5], 16) / 1048576:6.2f} MiB")'
+echo "  arm64 code (.text) by module, from an unstripped build (go tool nm -size):"
+CGO_ENABLED=0 GOOS=linux GOARCH=arm64 GOFLAGS= go build -trimpath -o "$work/spool-syms" ./cmd/spool
+go tool nm -size "$work/spool-syms" | python3 -c '
+import sys, collections
+size = collections.Counter()
+for l in sys.stdin:
+    p = l.split(None, 3)
+    if len(p) < 4 or p[2] not in "Tt":
+        continue
+    name = p[3].strip()
+    slash = name.rfind("/")
+    dot = name.find(".", slash + 1)
+    parts = (name[:dot] if dot > 0 else name).split("/")
+    size["/".join(parts[:3]) if "." in parts[0] else "std:" + parts[0]] += int(p[1])
+for m, n in size.most_common(12):
+    print(f"    {n / 1048576:6.2f} MiB  {m}")'
+
+# freeport prints a loopback port nothing listens on.
+freeport() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# start FLAGS... starts spool serve on $data in the background, with every
+# listener on (MQTT, Kafka, HTTP, as by default, on free ports); sets pid
+# and startup_ms (until the "spool serving" line).
+kafka=127.0.0.1:$(freeport)
+starts=0
+start() {
+  starts=$((starts + 1))
+  log="$work/serve-$starts.log"
+  : >"$log"
+  local mqtt=127.0.0.1:$(freeport) http=127.0.0.1:$(freeport)
+  local t0=$(date +%s%N)
+  "$bin" serve --data "$data" --kafka-addr "$kafka" --mqtt-addr "$mqtt" --http-addr "$http" \
+    --log-format json "$@" >"$log" 2>&1 &
+  pid=$!
+  until grep -q '"spool serving"' "$log"; do
+    kill -0 "$pid" 2>/dev/null || { cat "$log"; exit 1; }
+    sleep 0.005
+  done
+  startup_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  # The log's own figure: opening (recovering) the data directory.
+  open_ms=$(grep -o '"msg":"log opened".*"took":[0-9]*' "$log" | grep -o '[0-9]*$' | awk '{ printf "%.1f", $1 / 1e6 }')
+}
+
+echo "== filling $GIB GiB in 4 topics over the Kafka listener (kcat)"
+cat >"$work/fill.yaml" <<YAML
+topics:
+  - {name: t0, sync: never}
+  - {name: t1, sync: never}
+  - {name: t2, sync: never}
+  - {name: t3, sync: never}
+YAML
+python3 -c "
+import os, base64, sys
+line = base64.b64encode(os.urandom(750)).decode() + '\n'   # 1001 bytes
+n = int($GIB * 1024 * 1024 * 1024 / 4 / len(line))
+sys.stdout.write(line * n)" >"$work/payload"
+start --config "$work/fill.yaml"
+for t in t0 t1 t2 t3; do
+  kcat -P -b "$kafka" -t "$t" -l -X queue.buffering.max.ms=20 -X batch.size=1000000 "$work/payload"
+done
+kill -TERM "$pid"; wait "$pid"
+rm -f "$work/payload"
+echo "  data directory: $(du -sh "$data" | cut -f1), $(find "$data" -name '*.log' | wc -l) segments"
+
+sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+echo "== start-up after a clean stop (page cache dropped when root)"
+start
+echo "  $startup_ms ms from exec to 'spool serving' (opening the log: $open_ms ms)"
+sleep 5
+echo "== idle RSS 5 s after start-up: $(grep VmRSS /proc/$pid/status | awk '{print $2, $3}') (VmHWM $(grep VmHWM /proc/$pid/status | awk '{print $2, $3}'))"
+w0=$(awk '/^write_bytes/ {print $2}' /proc/$pid/io)
+c0=$(awk '{print $14 + $15}' /proc/$pid/stat)
+sleep "$IDLE"
+w1=$(awk '/^write_bytes/ {print $2}' /proc/$pid/io)
+c1=$(awk '{print $14 + $15}' /proc/$pid/stat)
+echo "== idle $IDLE s: $((w1 - w0)) bytes written (/proc/PID/io write_bytes), $(( (c1 - c0) * 1000 / $(getconf CLK_TCK) )) ms CPU"
+echo "  RSS after idling: $(grep VmRSS /proc/$pid/status | awk '{print $2, $3}')"
+kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
+
+echo "== start-up after SIGKILL"
+start
+echo "  $startup_ms ms from exec to 'spool serving' (opening the log: $open_ms ms)"
+kill -TERM "$pid"; wait "$pid"
