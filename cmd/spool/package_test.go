@@ -235,4 +235,11 @@ func verifyUnit(t *testing.T, unit, bin string) {
 			t.Errorf("the unit lacks %s", want)
 		}
 	}
+	// Options that would break GPIO access or the armhf build on a 64-bit
+	// kernel (see the unit's comments).
+	for _, bad := range []string{"PrivateDevices=yes", "ProtectClock=yes", "DeviceAllow=", "DevicePolicy=", "ProtectKernelTunables=yes", "SystemCallArchitectures="} {
+		if regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(bad)).MatchString(text) {
+			t.Errorf("the unit sets %s", bad)
+		}
+	}
 }
