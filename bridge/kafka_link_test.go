@@ -206,22 +206,21 @@ func TestIdleIsNotStall(t *testing.T) {
 	c := newCluster(t)
 	k, err := NewKafkaLink(KafkaLinkOptions{
 		Name: "i", Site: "s", Seeds: c.ListenAddrs(), Log: l, Topics: []string{"t"},
-		StallTimeout: 100 * time.Millisecond,
+		StallTimeout: time.Second, // far above a round's time, even with a slow fsync
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runLink(t, k)
 	waitState(t, k, StateCaughtUp)
-	time.Sleep(300 * time.Millisecond) // idle for three stall timeouts
+	time.Sleep(1500 * time.Millisecond) // idle for longer than the stall timeout
 	for round := range 5 {
 		appendBatch(t, p, 3, spoollog.CodecNone)
-		for h := k.Health(); h.State != StateCaughtUp; h = k.Health() {
-			if h.State == StateFailing {
-				t.Fatalf("round %d: new data after idling reported as %+v", round, h)
-			}
-			time.Sleep(time.Millisecond)
+		// Right after the append, before the link has even woken up.
+		if h := k.Health(); h.State == StateFailing {
+			t.Fatalf("round %d: new data after idling reported as %+v", round, h)
 		}
+		waitState(t, k, StateCaughtUp)
 	}
 	if h := k.Health(); h.Records != 18 || h.LastError != "" {
 		t.Fatalf("health %+v, want 18 records and no error", h)
