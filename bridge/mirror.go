@@ -134,6 +134,10 @@ func (m *mirror) round(cl *kgo.Client) (<-chan struct{}, error) {
 	if err != nil {
 		return nil, err
 	}
+	if end <= cursor {
+		// Never expected from Read; failing (with backoff) beats spinning.
+		return nil, fmt.Errorf("read local log at %d: %d bytes but no whole batch", cursor, len(data))
+	}
 	next, perr := m.produce(cl, recs)
 	if perr == nil {
 		next = end // includes control batches and compacted-away offsets
