@@ -3,12 +3,14 @@
 # release build: the stripped arm64 binary's size and what takes it, idle
 # RSS after start-up with a 1 GiB data directory of 4 topics, start-up time
 # after a clean stop and after SIGKILL, and bytes written and CPU used while
-# idle. Not part of CI (it writes 1 GiB and idles for a minute):
+# idle, and write amplification under steady MQTT ingest (bytes written to
+# disk per payload byte, default settings). Not part of CI (it writes 1 GiB and idles for a minute):
 #
 #   scripts/footprint.sh             # IDLE=60 seconds of idling
 #   IDLE=10 GIB=0.25 scripts/footprint.sh
 #
-# Needs kcat (to fill the data directory over the Kafka listener) and the
+# Needs kcat (to fill the data directory over the Kafka listener),
+# mosquitto_pub (the ingest), and the
 # binaries of scripts/build.sh (built when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -115,3 +117,37 @@ echo "== start-up after SIGKILL"
 start
 echo "  $startup_ms ms from exec to 'spool serving' (opening the log: $open_ms ms)"
 kill -TERM "$pid"; wait "$pid"
+
+echo "== write amplification: MQTT QoS 1 ingest into a fresh data directory, default settings"
+data="$work/ingest"
+start
+msgs="${MSGS:-20000}"
+python3 -c "
+import os, base64
+for i in range($msgs):
+    print(base64.b64encode(os.urandom(375)).decode())" >"$work/lines"   # 500-byte payloads
+payload=$(( $(stat -c %s "$work/lines") - msgs ))
+mqtt=$(grep -o '"msg":"mqtt listening"[^}]*"addr":"[^"]*"' "$log" | grep -o '[0-9.]*:[0-9]*"$' | tr -d '"')
+# Two counts: the process's write_bytes, and the sectors the kernel wrote
+# to the data directory's block device (the whole device: other writers
+# and the file system journal count too). They differ where write_bytes
+# counts dirtied page cache folios whole: Linux 6.x ext4 caches the
+# zero-filled preallocation in large folios, and a small append then counts
+# as the folio's size although only its blocks are written back.
+devno=$(stat -c '%d' "$work")
+dev="/sys/dev/block/$((devno >> 8)):$((devno & 255))/stat"
+sectors() { if [ -r "$dev" ]; then awk '{print $7}' "$dev"; else echo 0; fi; }
+sync
+w0=$(awk '/^write_bytes/ {print $2}' /proc/$pid/io)
+d0=$(sectors)
+t0=$(date +%s%N)
+mosquitto_pub -h "${mqtt%:*}" -p "${mqtt##*:}" -q 1 -t devices/pump1/telemetry -l <"$work/lines"
+secs=$(awk -v n=$(( $(date +%s%N) - t0 )) 'BEGIN { printf "%.1f", n / 1e9 }')
+sleep 2
+w1=$(awk '/^write_bytes/ {print $2}' /proc/$pid/io)
+d1=$(sectors)
+kill -TERM "$pid"; wait "$pid"
+awk -v w=$((w1 - w0)) -v d=$(( (d1 - d0) * 512 )) -v p="$payload" -v n="$msgs" -v s="$secs" 'BEGIN {
+  printf "  %d messages, %d payload bytes in %s s\n", n, p, s
+  printf "  process write_bytes: %d bytes, %.2f per payload byte\n", w, w / p
+  printf "  device sectors written (whole device): %d bytes, %.2f per payload byte\n", d, d / p }'
