@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -144,5 +147,69 @@ func TestServeSystemdNotify(t *testing.T) {
 	}
 	if last == nil || last["STATUS"] != "stopped" {
 		t.Errorf("last notification %v, want STATUS=stopped", last)
+	}
+}
+
+// TestWatchdogOnlyWhileHealthy drives the watchdog loop in-process: it
+// pings while the probe returns, sends nothing while the probe is stuck
+// (so systemd's WatchdogSec would restart a wedged appliance), returns
+// when its context ends, and no ping follows STOPPING=1.
+func TestWatchdogOnlyWhileHealthy(t *testing.T) {
+	sd := listenNotify(t)
+	t.Setenv("NOTIFY_SOCKET", sd.path)
+	t.Setenv("WATCHDOG_USEC", "40000") // a ping every 20ms
+	t.Setenv("WATCHDOG_PID", "")
+	n := newSDNotifier(slog.New(slog.DiscardHandler))
+
+	stuck := make(chan struct{})
+	var probes atomic.Int32
+	probe := func() string {
+		if probes.Add(1) > 3 {
+			<-stuck // the log's lock is never released
+		}
+		return "healthy"
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); n.watchdog(ctx, probe) }()
+	for i := 0; i < 3; i++ {
+		if kv := sd.next(t, 10*time.Second, "a watchdog ping"); kv["WATCHDOG"] != "1" || kv["STATUS"] != "healthy" {
+			t.Fatalf("ping %d: %v, want WATCHDOG=1 and STATUS=healthy", i, kv)
+		}
+	}
+	// The fourth probe blocks: nothing may be sent while it does.
+	for probes.Load() < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case m := <-sd.msgs:
+		t.Fatalf("%q sent while the probe was stuck", m)
+	case <-time.After(200 * time.Millisecond): // ten ping intervals
+	}
+	n.stop("shutting down")
+	if kv := sd.next(t, 10*time.Second, "STOPPING=1"); kv["STOPPING"] != "1" {
+		t.Fatalf("got %v, want STOPPING=1", kv)
+	}
+	cancel()
+	close(stuck) // the probe returns into a shutdown: no ping for it
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("watchdog did not return after its context ended")
+	}
+	n.ping("late")
+	n.status("stopped")
+	if kv := sd.next(t, 10*time.Second, "STATUS=stopped"); kv["STATUS"] != "stopped" || kv["WATCHDOG"] != "" {
+		t.Fatalf("after STOPPING=1: %v, want only STATUS=stopped", kv)
+	}
+
+	// Without WATCHDOG_USEC (no WatchdogSec) the loop returns at once.
+	t.Setenv("WATCHDOG_USEC", "")
+	returned := make(chan struct{})
+	go func() { n.watchdog(t.Context(), probe); close(returned) }()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("watchdog ran without WATCHDOG_USEC")
 	}
 }
