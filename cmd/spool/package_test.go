@@ -243,3 +243,77 @@ func verifyUnit(t *testing.T, unit, bin string) {
 		}
 	}
 }
+
+// TestMaintainerScripts runs the package's preinst and postinst (as dpkg
+// would on install, then again on upgrade) with the system tools they call
+// replaced by fakes that record each call: a fresh install creates the
+// spool group and system user and the gpio group, then the data directory
+// owned by spool and the config's group; an upgrade, where they exist,
+// creates nothing again.
+func TestMaintainerScripts(t *testing.T) {
+	tmp := t.TempDir()
+	fakes, state := filepath.Join(tmp, "bin"), filepath.Join(tmp, "state")
+	calls := filepath.Join(tmp, "calls")
+	for _, dir := range []string{fakes, state} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// getent DB NAME succeeds once groupadd or useradd created NAME.
+	fake := map[string]string{
+		"getent":    `[ -e "$STATE/$1-$2" ]`,
+		"groupadd":  `for a; do name=$a; done; touch "$STATE/group-$name"`,
+		"useradd":   `for a; do name=$a; done; touch "$STATE/passwd-$name"`,
+		"install":   `:`,
+		"stat":      `[ -e "$STATE/chgrp" ] && echo spool || echo root`,
+		"chgrp":     `touch "$STATE/chgrp"`,
+		"systemctl": `:`,
+	}
+	for name, body := range fake {
+		script := "#!/bin/sh\necho \"" + name + " $*\" >>\"$CALLS\"\n" + body + "\n"
+		if err := os.WriteFile(filepath.Join(fakes, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(script string, args ...string) string {
+		t.Helper()
+		os.Remove(calls)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{filepath.Join(repoRoot, "scripts/package", script)}, args...)...)
+		cmd.Env = []string{"PATH=" + fakes + ":/usr/bin:/bin", "STATE=" + state, "CALLS=" + calls}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", script, args, err, out)
+		}
+		b, _ := os.ReadFile(calls)
+		return string(b)
+	}
+
+	pre := run("preinstall.sh", "install")
+	for _, want := range []string{
+		"groupadd --system spool\n",
+		"useradd --system --gid spool --home-dir /var/lib/spool --no-create-home --shell /usr/sbin/nologin --comment Spool edge event broker spool\n",
+		"groupadd --system gpio\n",
+	} {
+		if !strings.Contains(pre, want) {
+			t.Errorf("fresh preinst did not run %q; calls:\n%s", want, pre)
+		}
+	}
+	post := run("postinstall.sh", "configure")
+	for _, want := range []string{"install -d -o spool -g spool -m 0750 /var/lib/spool\n", "chgrp spool /etc/spool/spool.yaml\n"} {
+		if !strings.Contains(post, want) {
+			t.Errorf("fresh postinst did not run %q; calls:\n%s", want, post)
+		}
+	}
+
+	// An upgrade: the users exist and the config has its group.
+	if pre := run("preinstall.sh", "upgrade", "0.9.0"); strings.Contains(pre, "add ") {
+		t.Errorf("preinst on upgrade created users or groups again:\n%s", pre)
+	}
+	if post := run("postinstall.sh", "configure", "0.9.0"); strings.Contains(post, "chgrp") || !strings.Contains(post, "install -d") {
+		t.Errorf("postinst on upgrade; calls:\n%s", post)
+	}
+	for _, script := range []string{"preremove.sh", "postremove.sh"} {
+		run(script, "remove")
+	}
+}
