@@ -75,6 +75,7 @@ start() {
   startup_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   # The log's own figure: opening (recovering) the data directory.
   open_ms=$(grep -o '"msg":"log opened".*"took":[0-9]*' "$log" | grep -o '[0-9]*$' | awk '{ printf "%.1f", $1 / 1e6 }')
+  open_bytes=$(grep -o '"msg":"log opened".*"bytes":[0-9]*' "$log" | grep -o '[0-9]*$')
 }
 
 echo "== filling $GIB GiB in 4 topics over the Kafka listener (kcat)"
@@ -111,11 +112,22 @@ w1=$(awk '/^write_bytes/ {print $2}' /proc/$pid/io)
 c1=$(awk '{print $14 + $15}' /proc/$pid/stat)
 echo "== idle $IDLE s: $((w1 - w0)) bytes written (/proc/PID/io write_bytes), $(( (c1 - c0) * 1000 / $(getconf CLK_TCK) )) ms CPU"
 echo "  RSS after idling: $(grep VmRSS /proc/$pid/status | awk '{print $2, $3}')"
+# SIGKILL in the middle of an ingest over Kafka, so that the next start
+# finds unflushed, possibly torn tails to recover.
+python3 -c "
+import os, base64, sys
+sys.stdout.write((base64.b64encode(os.urandom(750)).decode() + '\n') * 262144)" >"$work/payload"
+kcat -P -b "$kafka" -t t0 -l -X queue.buffering.max.ms=5 "$work/payload" 2>/dev/null &
+kcat_pid=$!
+sleep 1
 kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
+kill "$kcat_pid" 2>/dev/null || true; wait "$kcat_pid" 2>/dev/null || true
+rm -f "$work/payload"
 
-echo "== start-up after SIGKILL"
+echo "== start-up after SIGKILL during an ingest"
+before=$open_bytes
 start
-echo "  $startup_ms ms from exec to 'spool serving' (opening the log: $open_ms ms)"
+echo "  $startup_ms ms from exec to 'spool serving' (opening the log: $open_ms ms; $((open_bytes - before)) bytes ingested before the kill)"
 kill -TERM "$pid"; wait "$pid"
 
 echo "== write amplification: MQTT QoS 1 ingest into a fresh data directory, default settings"
