@@ -24,43 +24,45 @@ const (
 
 // Health is a snapshot of a link.
 type Health struct {
-	Link  string
-	State State
+	Link  string `json:"link"`
+	State State  `json:"state"`
 	// Lag is the sum of the partitions' lags, in records.
-	Lag int64
+	Lag int64 `json:"lag"`
 	// Records and Bytes (keys plus values) acknowledged by the upstream
 	// since the link was built.
-	Records, Bytes int64
+	Records int64 `json:"records"`
+	Bytes   int64 `json:"bytes"`
 	// Gaps counts local offsets the link never mirrored because they were
 	// deleted (drop_oldest, DeleteRecords) before it got to them.
-	Gaps int64
+	Gaps int64 `json:"gaps"`
 	// LastError and LastErrorAt are the most recent failure, kept after
 	// recovery so an operator sees what happened.
-	LastError   string
-	LastErrorAt time.Time
-	Partitions  []PartitionHealth
+	LastError   string            `json:"last_error,omitempty"`
+	LastErrorAt time.Time         `json:"last_error_at,omitzero"`
+	Partitions  []PartitionHealth `json:"partitions"`
 }
 
 // PartitionHealth is one mirrored partition.
 type PartitionHealth struct {
-	Topic       string
-	Partition   int32
-	Destination string
+	Topic       string `json:"topic"`
+	Partition   int32  `json:"partition"`
+	Destination string `json:"destination"`
 	// Cursor is the next local offset to mirror; everything below it was
 	// acknowledged upstream.
-	Cursor        int64
-	HighWatermark int64
+	Cursor        int64 `json:"cursor"`
+	HighWatermark int64 `json:"high_watermark"`
 	// Lag is HighWatermark - Cursor, in offsets.
-	Lag            int64
-	Records, Bytes int64
-	Gaps           int64
+	Lag     int64 `json:"lag"`
+	Records int64 `json:"records"`
+	Bytes   int64 `json:"bytes"`
+	Gaps    int64 `json:"gaps"`
 	// Failing is set from a failed attempt until the next acknowledged one.
-	Failing bool
+	Failing bool `json:"failing"`
 	// Stalled: lag and no progress for StallTimeout.
-	Stalled      bool
-	LastProgress time.Time
-	LastError    string
-	LastErrorAt  time.Time
+	Stalled      bool      `json:"stalled"`
+	LastProgress time.Time `json:"last_progress,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+	LastErrorAt  time.Time `json:"last_error_at,omitzero"`
 }
 
 // Health returns the link's current state. It is safe to call at any time,

@@ -29,6 +29,7 @@ type Server struct {
 	log    *spoollog.Log
 	broker *mqtt.Broker
 	kafka  *kafka.Server
+	links  *links
 	reg    *metrics.Registry
 
 	httpAddr atomic.Pointer[net.Addr]
@@ -57,6 +58,10 @@ func Open(cfg config.Config, lg *slog.Logger) (s *Server, err error) {
 		return nil, err
 	}
 	s = &Server{cfg: cfg, lg: lg, log: l, reg: metrics.NewRegistry()}
+	if s.links, err = newLinks(cfg, l, lg); err != nil {
+		return nil, err
+	}
+	registerBridgeMetrics(s.reg, s.links)
 	if cfg.MQTT.Addr != "" || cfg.MQTT.TLS.Addr != "" || cfg.MQTT.WebSocket != "" {
 		s.broker, err = mqtt.New(mqtt.Options{
 			MQTT:           cfg.MQTT,
@@ -162,6 +167,7 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 	maint := make(chan error, 1)
 	go func() { maint <- s.log.Run(ctx, s.cfg.MaintainInterval.D()) }()
 
+	s.links.run(ctx, s.lg)
 	httpSrv, httpDone, err := s.startHTTP(ctx)
 	if err == nil && s.broker != nil {
 		if err = s.broker.Start(s.cfg.MQTT); err == nil {
@@ -221,6 +227,8 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 			err = fmt.Errorf("kafka shutdown: %w", kerr)
 		}
 	}
+	// The links flush what upstream has acknowledged into their cursors.
+	s.links.close()
 	if merr := <-maint; merr != nil && err == nil {
 		err = merr
 	}
@@ -248,6 +256,7 @@ func (s *Server) startHTTP(ctx context.Context) (*http.Server, <-chan error, err
 		Token:    s.cfg.HTTP.Token,
 		Logger:   s.lg.With("component", "http"),
 		Context:  ctx,
+		Bridge:   func() any { return s.links.health() },
 		Ready: func() error {
 			if s.stopping.Load() {
 				return errors.New("shutting down")

@@ -34,6 +34,59 @@ type Config struct {
 	Topics []TopicSpec  `yaml:"topics"`
 	Routes []RouteSpec  `yaml:"routes"`
 	Egress []EgressSpec `yaml:"egress"`
+
+	// EdgeID names this site upstream: the {site} of link destinations
+	// and the spool.edge header of every mirrored record.
+	EdgeID string     `yaml:"edge_id"`
+	Links  []LinkSpec `yaml:"links"`
+}
+
+// LinkSpec mirrors local topics to an upstream Kafka cluster.
+type LinkSpec struct {
+	Name  string    `yaml:"name"`
+	Kafka KafkaPeer `yaml:"kafka"`
+	// Topics to mirror; "*" is every topic that exists at start-up.
+	Topics []string `yaml:"topics"`
+	// Destination is the upstream topic: {site} and {topic} are replaced.
+	// Default "{site}.{topic}".
+	Destination string `yaml:"destination"`
+	// Partitioning is keep (the same partition number, default) or rehash
+	// (murmur2 of the key over the upstream partitions).
+	Partitioning string `yaml:"partitioning"`
+	// Compression of the upstream batches: none, gzip, snappy, lz4, zstd (default).
+	Compression string `yaml:"compression"`
+	// BatchBytes bounds an upstream record batch (default about 1MB).
+	BatchBytes Size `yaml:"batch_bytes"`
+	// DeliveryTimeout bounds one attempt to deliver a round of records
+	// before the link backs off and resends (default 30s).
+	DeliveryTimeout Duration `yaml:"delivery_timeout"`
+}
+
+// KafkaPeer is how to reach a Kafka cluster.
+type KafkaPeer struct {
+	Brokers []string  `yaml:"brokers"`
+	TLS     ClientTLS `yaml:"tls"`
+	SASL    SASL      `yaml:"sasl"`
+}
+
+// ClientTLS turns TLS on for a client connection when Enabled or any file
+// is set.
+type ClientTLS struct {
+	Enabled bool `yaml:"enabled"`
+	// CA verifies the server (default: the system's roots).
+	CA string `yaml:"ca"`
+	// Cert and Key are a client certificate, for servers that ask for one.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string `yaml:"server_name"`
+}
+
+// SASL is a client login: mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+type SASL struct {
+	Mechanism string `yaml:"mechanism"`
+	User      string `yaml:"user"`
+	Password  string `yaml:"password"`
 }
 
 // LogConfig is how Spool writes its own log lines.

@@ -428,6 +428,11 @@ func TestValidate(t *testing.T) {
 		{"egress", "egress:\n  - {topic: cmds, mqtt_topic: 'devices/{key}/cmd', qos: 2, start: earliest}\n  - {topic: cmds, mqtt_topic: 'site/{header:site}/{partition}/{topic}'}\n", nil},
 		{"bad_egress", "egress:\n  - {topic: 'a/b', mqtt_topic: 'devices/+/cmd', qos: 3, start: now}\n  - {topic: c, mqtt_topic: '{nope}'}\n  - {topic: c, mqtt_topic: ''}\n  - {topic: c, mqtt_topic: 'x/{key'}\n",
 			[]string{"egress[0].topic", "egress[0].mqtt_topic", "egress[0].qos", "egress[0].start", "egress[1].mqtt_topic", "egress[2].mqtt_topic", "egress[3].mqtt_topic"}},
+		{"link", "edge_id: pi-1\nlinks:\n  - {name: up, kafka: {brokers: ['k:9092'], sasl: {mechanism: SCRAM-SHA-512, user: u, password: p}}, topics: ['*'], partitioning: rehash}\n", nil},
+		{"link_without_edge_id", "links:\n  - {name: up, kafka: {brokers: ['k:9092']}, topics: [t]}\n", []string{"edge_id"}},
+		{"bad_links", "edge_id: 'a b'\nlinks:\n  - {name: up, kafka: {brokers: ['k'], tls: {cert: c}, sasl: {mechanism: MD5}}, topics: [], partitioning: random, compression: brotli, batch_bytes: 1GiB}\n  - {name: up, kafka: {sasl: {mechanism: PLAIN}}, topics: ['a/b']}\n",
+			[]string{"edge_id", "links[0].kafka.brokers[0]", "links[0].kafka.tls", "links[0].kafka.sasl.mechanism", "links[0].topics", "links[0].partitioning", "links[0].compression", "links[0].batch_bytes",
+				"links[1].name", "links[1].kafka.brokers", "links[1].kafka.sasl", "links[1].topics[0]"}},
 		{"routes", "routes:\n  - {match: 'devices/+/telemetry', topic: telemetry, key: 'level:1'}\n  - {match: '#', topic: mqtt}\n  - {match: 'a/#', topic: a, key: 'json:device.id'}\n  - {match: 'b', topic: b, key: client_id}\n  - {match: 'c', topic: c, key: none}\n", nil},
 		{"bad_route_key", "routes:\n  - {match: 'a/#', topic: a, key: 'level:x'}\n", []string{"routes[0].key"}},
 		{"unknown_route_key", "routes:\n  - {match: 'a/#', topic: a}\n  - {match: 'a/#', topic: a, key: payload}\n", []string{"routes[1].key"}},
@@ -731,5 +736,24 @@ func TestTopicConfigErrors(t *testing.T) {
 				t.Fatalf("error %v, want it to start with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestEnvExpansion: ${NAME} is replaced in any value, typed by what it
+// becomes; an unset variable is an error naming it and the key; a bare $
+// (as in a bcrypt hash) is left alone.
+func TestEnvExpansion(t *testing.T) {
+	t.Setenv("SPOOL_TEST_CLIENTS", "42")
+	t.Setenv("SPOOL_TEST_HOST", "127.0.0.1")
+	c, err := Parse(strings.NewReader("mqtt:\n  addr: ${SPOOL_TEST_HOST}:1884\n  max_clients: ${SPOOL_TEST_CLIENTS}\nauth:\n  users:\n    - {name: u, password_hash: '" + testHash + "'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MQTT.Addr != "127.0.0.1:1884" || c.MQTT.MaxClients != 42 || c.Auth.Users[0].PasswordHash != testHash {
+		t.Errorf("addr %q, max_clients %d, hash %q", c.MQTT.Addr, c.MQTT.MaxClients, c.Auth.Users[0].PasswordHash)
+	}
+	_, err = Parse(strings.NewReader("http:\n  token: ${SPOOL_TEST_UNSET}\n"))
+	if err == nil || !strings.Contains(err.Error(), "http.token") || !strings.Contains(err.Error(), "SPOOL_TEST_UNSET") {
+		t.Errorf("unset variable: %v", err)
 	}
 }

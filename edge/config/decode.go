@@ -11,6 +11,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -43,6 +44,17 @@ func (d *decoder) fail(path string, n *yaml.Node, format string, args ...any) {
 
 func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	n = resolve(n)
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		val, err := expandEnv(n.Value)
+		if err != nil {
+			d.fail(path, n, "%v", err)
+			return
+		}
+		n.Value = val
+		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+			n.Tag = "" // a plain value is typed by what it now says: ${PORT} can be an int
+		}
+	}
 	if n.ShortTag() == "!!null" {
 		return
 	}
@@ -183,4 +195,30 @@ func describe(n *yaml.Node) string {
 		return strconv.Quote(n.Value)
 	}
 	return n.Value
+}
+
+// expandEnv replaces each ${NAME} with the environment variable's value;
+// an unset variable is an error, never a silent empty string. Only the
+// braced form is expanded: bcrypt and SCRAM hashes are full of bare $.
+func expandEnv(s string) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			return "", fmt.Errorf("unclosed ${ in %q", s)
+		}
+		name := s[i+2 : i+j]
+		v, ok := os.LookupEnv(name)
+		if !ok || name == "" {
+			return "", fmt.Errorf("${%s}: the environment variable is not set", name)
+		}
+		b.WriteString(s[:i])
+		b.WriteString(v)
+		s = s[i+j+1:]
+	}
 }

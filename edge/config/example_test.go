@@ -13,7 +13,12 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-const examplePath = "../../configs/spool.yaml"
+const (
+	examplePath = "../../configs/spool.yaml"
+	// bridgePath documents the keys of links, which spool.yaml leaves out
+	// (a link needs an upstream).
+	bridgePath = "../../configs/bridge.yaml"
+)
 
 // TestExampleConfig loads the annotated example the way spool serve does
 // and checks a few values, so the file cannot drift from the structs.
@@ -77,16 +82,18 @@ func TestExampleConfig(t *testing.T) {
 // Config (for lists, in at least one item), so a new field gets documented
 // there.
 func TestExampleConfigHasEveryKey(t *testing.T) {
-	b, err := os.ReadFile(examplePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
 	have := map[string]bool{}
-	yamlKeys(doc.Content[0], "", have)
+	for _, path := range []string{examplePath, bridgePath} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc yaml.Node
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		yamlKeys(doc.Content[0], "", have)
+	}
 	want := map[string]bool{}
 	structKeys(reflect.TypeFor[Config](), "", want)
 	if len(want) < 50 {
@@ -100,7 +107,7 @@ func TestExampleConfigHasEveryKey(t *testing.T) {
 	}
 	slices.Sort(missing)
 	if len(missing) > 0 {
-		t.Errorf("%s lacks these keys:\n%s", examplePath, strings.Join(missing, "\n"))
+		t.Errorf("%s and %s lack these keys:\n%s", examplePath, bridgePath, strings.Join(missing, "\n"))
 	}
 }
 
@@ -141,5 +148,30 @@ func structKeys(t reflect.Type, prefix string, into map[string]bool) {
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
 			structKeys(ft.Elem(), k+"[].", into)
 		}
+	}
+}
+
+// TestBridgeExampleConfig: the bridge example loads with the upstream
+// named by the environment, and refuses to start without it.
+func TestBridgeExampleConfig(t *testing.T) {
+	t.Setenv("SPOOL_UPSTREAM_BROKERS", "10.0.0.5:9092,10.0.0.6:9092")
+	c, err := Load(bridgePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate:\n%v", err)
+	}
+	if len(c.Links) != 1 || c.EdgeID != "site-1" {
+		t.Fatalf("links %+v, edge_id %q", c.Links, c.EdgeID)
+	}
+	l := c.Links[0]
+	if !slices.Equal(l.Kafka.Brokers, []string{"10.0.0.5:9092,10.0.0.6:9092"}) || !slices.Equal(l.Topics, []string{"*"}) ||
+		l.Destination != "{site}.{topic}" || l.DeliveryTimeout.D() != 30*time.Second {
+		t.Errorf("link %+v", l)
+	}
+	os.Unsetenv("SPOOL_UPSTREAM_BROKERS")
+	if _, err := Load(bridgePath); err == nil || !strings.Contains(err.Error(), "SPOOL_UPSTREAM_BROKERS") {
+		t.Errorf("without the variable: %v", err)
 	}
 }

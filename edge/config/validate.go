@@ -138,6 +138,71 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.%w", key, err))
 		}
 	}
+	if len(c.Links) > 0 {
+		if c.EdgeID == "" {
+			bad("edge_id", "required by links: it names this site upstream")
+		} else if err := spoollog.ValidateTopicName(c.EdgeID); err != nil {
+			bad("edge_id", "%v (it becomes part of upstream topic names)", err)
+		}
+	}
+	links := map[string]bool{}
+	for i, l := range c.Links {
+		key := "links[" + strconv.Itoa(i) + "]"
+		switch {
+		case l.Name == "" || spoollog.ValidateTopicName(l.Name) != nil:
+			bad(key+".name", "%q is not a name of letters, digits, '.', '_' and '-'", l.Name)
+		case links[l.Name]:
+			bad(key+".name", "link %q is listed twice", l.Name)
+		}
+		links[l.Name] = true
+		if len(l.Kafka.Brokers) == 0 {
+			bad(key+".kafka.brokers", "at least one host:port is required")
+		}
+		for j, b := range l.Kafka.Brokers {
+			for _, one := range strings.Split(b, ",") {
+				if _, _, err := net.SplitHostPort(strings.TrimSpace(one)); err != nil {
+					bad(fmt.Sprintf("%s.kafka.brokers[%d]", key, j), "%q is not host:port", one)
+				}
+			}
+		}
+		if (l.Kafka.TLS.Cert == "") != (l.Kafka.TLS.Key == "") {
+			bad(key+".kafka.tls", "cert and key go together")
+		}
+		switch sa := l.Kafka.SASL; sa.Mechanism {
+		case "":
+			if sa.User != "" || sa.Password != "" {
+				bad(key+".kafka.sasl.mechanism", "required with a user or password")
+			}
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+			if sa.User == "" || sa.Password == "" {
+				bad(key+".kafka.sasl", "user and password are required")
+			}
+		default:
+			bad(key+".kafka.sasl.mechanism", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", sa.Mechanism)
+		}
+		if len(l.Topics) == 0 {
+			bad(key+".topics", "list the topics to mirror, or \"*\" for all")
+		}
+		for j, t := range l.Topics {
+			if t != "*" && spoollog.ValidateTopicName(t) != nil {
+				bad(fmt.Sprintf("%s.topics[%d]", key, j), "%q is not a topic name or *", t)
+			}
+		}
+		if l.Partitioning != "" && l.Partitioning != "keep" && l.Partitioning != "rehash" {
+			bad(key+".partitioning", "%q is not keep or rehash", l.Partitioning)
+		}
+		switch l.Compression {
+		case "", "none", "gzip", "snappy", "lz4", "zstd":
+		default:
+			bad(key+".compression", "%q is not none, gzip, snappy, lz4 or zstd", l.Compression)
+		}
+		if l.BatchBytes < 0 || l.BatchBytes > 64<<20 {
+			bad(key+".batch_bytes", "%v is not between 0 and 64MiB", l.BatchBytes)
+		}
+		if l.DeliveryTimeout < 0 {
+			bad(key+".delivery_timeout", "must not be negative")
+		}
+	}
 	for i, e := range c.Egress {
 		key := "egress[" + strconv.Itoa(i) + "]"
 		if err := spoollog.ValidateTopicName(e.Topic); err != nil {

@@ -58,6 +58,9 @@ type Options struct {
 	DefaultTopic spoollog.TopicConfig
 	// MaxBodyBytes bounds a request body (DefaultMaxBodyBytes when 0).
 	MaxBodyBytes int64
+	// Bridge, when set, is the state of the upstream links that
+	// GET /api/v1/bridge returns (as JSON).
+	Bridge func() any
 	// Context, when set, ends long polls and event streams when it is
 	// done. http.Server.Shutdown waits for running handlers without
 	// cancelling them, so pass the context whose cancellation starts the
@@ -112,6 +115,7 @@ func New(opts Options) http.Handler {
 	a.handle("DELETE /api/v1/topics/{topic}", routeTopic, true, a.deleteTopic)
 	a.handle("POST /api/v1/topics/{topic}/records", routeProduce, true, a.produce)
 	a.handle("GET /api/v1/topics/{topic}/partitions/{partition}/records", routeRead, false, a.read)
+	a.handle("GET /api/v1/bridge", routeBridge, false, a.bridge)
 
 	// Paths that exist with other methods: a JSON 405 rather than the
 	// mux's plain text one. Unknown API paths: a JSON 404.
@@ -133,6 +137,15 @@ func New(opts Options) http.Handler {
 }
 
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// bridge returns the links' health: {"links": [...]}.
+func (a *api) bridge(w http.ResponseWriter, r *http.Request) {
+	var links any = []any{}
+	if a.opts.Bridge != nil {
+		links = a.opts.Bridge()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"links": links})
+}
 
 // handle registers a route, counting its responses and, for auth routes,
 // checking the bearer token first.
@@ -303,10 +316,11 @@ const (
 	routeTopic
 	routeProduce
 	routeRead
+	routeBridge
 	numRoutes
 )
 
-var routeNames = [numRoutes]string{"healthz", "readyz", "metrics", "topics", "topic", "produce", "read"}
+var routeNames = [numRoutes]string{"healthz", "readyz", "metrics", "topics", "topic", "produce", "read", "bridge"}
 
 // requestCounts counts responses per route and status class, lock-free.
 type requestCounts [numRoutes][5]atomic.Uint64

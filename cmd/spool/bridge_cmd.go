@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// runBridge is `spool bridge status`: the upstream links of a running
+// Spool, read from its HTTP API.
+func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "status" {
+		fmt.Fprintln(stderr, "usage: spool bridge status [--http ADDR] [--json]")
+		return 2
+	}
+	fs := newFlagSet("spool bridge status", stderr)
+	def := os.Getenv("SPOOL_HTTP_ADDR")
+	if def == "" {
+		def = "127.0.0.1:8080"
+	}
+	addr := fs.String("http", def, "the HTTP address of the running spool serve (env SPOOL_HTTP_ADDR)")
+	asJSON := fs.Bool("json", false, "print the API's JSON as it is")
+	if code := parseFlags(fs, args[1:]); code >= 0 {
+		return code
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	url := "http://" + strings.TrimPrefix(*addr, "http://") + "/api/v1/bridge"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fail(stderr, "no spool answering at %s: %v", *addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fail(stderr, "%s: %s %s %v", url, resp.Status, strings.TrimSpace(string(body)), err)
+	}
+	if *asJSON {
+		stdout.Write(body)
+		return 0
+	}
+	var st struct {
+		Links []struct {
+			Link        string    `json:"link"`
+			State       string    `json:"state"`
+			Lag         int64     `json:"lag"`
+			Records     int64     `json:"records"`
+			Bytes       int64     `json:"bytes"`
+			Gaps        int64     `json:"gaps"`
+			LastError   string    `json:"last_error"`
+			LastErrorAt time.Time `json:"last_error_at"`
+			Partitions  []struct {
+				Topic       string `json:"topic"`
+				Partition   int32  `json:"partition"`
+				Destination string `json:"destination"`
+				Cursor      int64  `json:"cursor"`
+				HW          int64  `json:"high_watermark"`
+				Lag         int64  `json:"lag"`
+				Gaps        int64  `json:"gaps"`
+				Stalled     bool   `json:"stalled"`
+			} `json:"partitions"`
+		} `json:"links"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return fail(stderr, "%s: %v", url, err)
+	}
+	if len(st.Links) == 0 {
+		fmt.Fprintln(stdout, "no links configured")
+		return 0
+	}
+	for _, l := range st.Links {
+		fmt.Fprintf(stdout, "link %s: %s, lag %d records, mirrored %d records (%d bytes), gaps %d\n", l.Link, l.State, l.Lag, l.Records, l.Bytes, l.Gaps)
+		if l.LastError != "" {
+			fmt.Fprintf(stdout, "  last error (%s): %s\n", l.LastErrorAt.Format(time.RFC3339), l.LastError)
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TOPIC\tPARTITION\tDESTINATION\tCURSOR\tEND\tLAG\tGAPS\tSTALLED")
+		for _, p := range l.Partitions {
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%d\t%d\t%d\t%v\n", p.Topic, p.Partition, p.Destination, p.Cursor, p.HW, p.Lag, p.Gaps, p.Stalled)
+		}
+		tw.Flush()
+	}
+	return 0
+}

@@ -1,0 +1,154 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/spoolmq/spool/bridge"
+	"github.com/spoolmq/spool/edge/config"
+	spoollog "github.com/spoolmq/spool/log"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// links are the upstream bridge links of the appliance.
+type links struct {
+	all []*bridge.KafkaLink
+	wg  sync.WaitGroup
+}
+
+// newLinks builds the configured links. It runs before the log's
+// housekeeping starts, so that their retention pins hold from the start.
+func newLinks(cfg config.Config, l *spoollog.Log, lg *slog.Logger) (*links, error) {
+	ls := &links{}
+	for i, spec := range cfg.Links {
+		opts, err := linkOptions(cfg, spec, l, lg)
+		if err == nil {
+			var k *bridge.KafkaLink
+			if k, err = bridge.NewKafkaLink(opts); err == nil {
+				ls.all = append(ls.all, k)
+				continue
+			}
+		}
+		ls.close()
+		return nil, fmt.Errorf("links[%d] (%s): %w", i, spec.Name, err)
+	}
+	return ls, nil
+}
+
+func linkOptions(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *slog.Logger) (bridge.KafkaLinkOptions, error) {
+	var topics []string
+	for _, t := range spec.Topics {
+		if t == "*" {
+			topics = append(topics, l.Topics()...)
+			continue
+		}
+		topics = append(topics, t)
+	}
+	seen := map[string]bool{}
+	unique := topics[:0]
+	for _, t := range topics {
+		if !seen[t] {
+			seen[t] = true
+			unique = append(unique, t)
+		}
+	}
+	var seeds []string
+	for _, b := range spec.Kafka.Brokers {
+		for _, one := range strings.Split(b, ",") {
+			if one = strings.TrimSpace(one); one != "" {
+				seeds = append(seeds, one)
+			}
+		}
+	}
+	extra, err := kafkaClientOpts(spec.Kafka)
+	if err != nil {
+		return bridge.KafkaLinkOptions{}, err
+	}
+	return bridge.KafkaLinkOptions{
+		Name: spec.Name, Site: cfg.EdgeID, Seeds: seeds, ClientOpts: extra, Log: l, Topics: unique,
+		Destination: spec.Destination, Partitioning: bridge.Partitioning(spec.Partitioning),
+		BatchBytes: int32(spec.BatchBytes), Compression: spec.Compression, DeliveryTimeout: spec.DeliveryTimeout.D(),
+		Logger: lg.With("component", "bridge", "link", spec.Name),
+	}, nil
+}
+
+// kafkaClientOpts turns a peer's TLS and SASL settings into kgo options.
+func kafkaClientOpts(p config.KafkaPeer) ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	t := p.TLS
+	if t.Enabled || t.CA != "" || t.Cert != "" || t.ServerName != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+		if t.CA != "" {
+			pem, err := os.ReadFile(t.CA)
+			if err != nil {
+				return nil, fmt.Errorf("kafka.tls.ca: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, errors.New("kafka.tls.ca: no certificates found")
+			}
+		}
+		if t.Cert != "" {
+			pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+			if err != nil {
+				return nil, fmt.Errorf("kafka.tls.cert: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{pair}
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	var m sasl.Mechanism
+	switch s := p.SASL; s.Mechanism {
+	case "":
+	case "PLAIN":
+		m = plain.Auth{User: s.User, Pass: s.Password}.AsMechanism()
+	case "SCRAM-SHA-256":
+		m = scram.Auth{User: s.User, Pass: s.Password}.AsSha256Mechanism()
+	case "SCRAM-SHA-512":
+		m = scram.Auth{User: s.User, Pass: s.Password}.AsSha512Mechanism()
+	default:
+		return nil, fmt.Errorf("kafka.sasl.mechanism %q", s.Mechanism)
+	}
+	if m != nil {
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts, nil
+}
+
+// run starts every link under ctx.
+func (ls *links) run(ctx context.Context, lg *slog.Logger) {
+	for _, k := range ls.all {
+		ls.wg.Go(func() {
+			if err := k.Run(ctx); err != nil && ctx.Err() == nil {
+				lg.Error("bridge link stopped", "link", k.Health().Link, "error", err)
+			}
+		})
+	}
+}
+
+// close stops the links (after their Run returned) and releases their pins.
+func (ls *links) close() {
+	ls.wg.Wait()
+	for _, k := range ls.all {
+		_ = k.Close()
+	}
+}
+
+// health is every link's snapshot.
+func (ls *links) health() []bridge.Health {
+	out := make([]bridge.Health, 0, len(ls.all))
+	for _, k := range ls.all {
+		out = append(out, k.Health())
+	}
+	return out
+}

@@ -1,0 +1,116 @@
+package edge
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/spoolmq/spool/edge/config"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestLinkMirrorsUpstream: with a link in the config, an MQTT publish
+// reaches the upstream cluster under {site}.{topic} with its origin
+// headers, and /api/v1/bridge and /metrics show the link caught up.
+func TestLinkMirrorsUpstream(t *testing.T) {
+	up, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	t.Setenv("SPOOL_TEST_UPSTREAM", strings.Join(up.ListenAddrs(), ","))
+
+	c, err := config.Parse(strings.NewReader(`
+edge_id: pi-7
+mqtt: {addr: "127.0.0.1:0"}
+kafka: {addr: ""}
+http: {addr: "127.0.0.1:0"}
+links:
+  - name: central
+    kafka: {brokers: ["${SPOOL_TEST_UPSTREAM}"]}
+    topics: ["*"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Data = t.TempDir()
+	srv := startServer(t, c)
+
+	mc := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + srv.Broker().Addr("tcp").String()).
+		SetClientID("dev").SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
+	if tok := mc.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("mqtt connect: %v", tok.Error())
+	}
+	defer mc.Disconnect(100)
+	if tok := mc.Publish("devices/pump1/temp", 1, false, "21.5"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(up.ListenAddrs()...), kgo.ConsumeTopics("pi-7.mqtt"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var rec *kgo.Record
+	for rec == nil {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("nothing mirrored upstream")
+		}
+		if rs := fs.Records(); len(rs) > 0 {
+			rec = rs[0]
+		}
+	}
+	hdr := map[string]string{}
+	for _, h := range rec.Headers {
+		hdr[h.Key] = string(h.Value)
+	}
+	if string(rec.Value) != "21.5" || string(rec.Key) != "devices/pump1/temp" || hdr["spool.edge"] != "pi-7" ||
+		hdr["spool.topic"] != "mqtt" || hdr["spool.offset"] != "0" || hdr["mqtt.topic"] != "devices/pump1/temp" {
+		t.Errorf("upstream record key %q value %q headers %v", rec.Key, rec.Value, hdr)
+	}
+
+	base := "http://" + srv.HTTPAddr().String()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var out struct {
+			Links []struct {
+				Link    string `json:"link"`
+				State   string `json:"state"`
+				Lag     int64  `json:"lag"`
+				Records int64  `json:"records"`
+			} `json:"links"`
+		}
+		getJSON(t, base+"/api/v1/bridge", &out)
+		if len(out.Links) == 1 && out.Links[0].State == "caught_up" && out.Links[0].Records == 1 && out.Links[0].Lag == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bridge status %+v, want central caught up with 1 record", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`spool_bridge_link_state{link="central",state="caught_up"} 1`,
+		`spool_bridge_lag_records{link="central",partition="0",topic="mqtt"} 0`,
+		`spool_bridge_mirrored_records_total{link="central",partition="0",topic="mqtt"} 1`,
+	} {
+		if !containsLine(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
