@@ -138,6 +138,10 @@ func (k *kafkaFlags) connect(ctx context.Context, extra ...kgo.Opt) (*kgo.Client
 		kgo.DialTimeout(min(maxDialTimeout, k.timeout)),
 		kgo.RequestTimeoutOverhead(k.timeout),
 		kgo.RetryTimeout(k.timeout),
+		// The first round trip (Ping) loads metadata without topics; the
+		// topic's own then waits for the metadata minimum age (5s by
+		// default), which a short-lived command should not sit through.
+		kgo.MetadataMinAge(250 * time.Millisecond),
 	}
 	opts = append(opts, sec...)
 	cl, err := kgo.NewClient(append(opts, extra...)...)

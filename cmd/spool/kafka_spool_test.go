@@ -55,7 +55,7 @@ func TestKafkaCommandsAgainstSpool(t *testing.T) {
 	t.Setenv("SPOOL_KAFKA_PASSWORD", "pw")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	auth := []string{"--brokers", addr, "--timeout", "5s", "--sasl", "SCRAM-SHA-512", "--user", "ops"}
+	auth := []string{"--brokers", addr, "--timeout", "15s", "--sasl", "SCRAM-SHA-512", "--user", "ops"}
 
 	if code, _, stderr := spool(t, ctx, append([]string{"topic", "create", "cli", "--partitions", "2"}, auth...)...); code != 0 {
 		t.Fatalf("topic create: exit %d: %s", code, stderr)
@@ -67,7 +67,7 @@ func TestKafkaCommandsAgainstSpool(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("produce: exit %d: %s", code, stderr)
 	}
-	plainAuth := []string{"--brokers", addr, "--timeout", "5s", "--sasl", "PLAIN", "--user", "ops"}
+	plainAuth := []string{"--brokers", addr, "--timeout", "15s", "--sasl", "PLAIN", "--user", "ops"}
 	code, out, stderr := spool(t, ctx, append([]string{"consume", "cli", "--from-beginning", "--print-key"}, plainAuth...)...)
 	if code != 0 {
 		t.Fatalf("consume: exit %d: %s", code, stderr)

@@ -83,7 +83,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	if cfg.MemoryLimit > 0 {
+	if _, env := os.LookupEnv("GOMEMLIMIT"); cfg.MemoryLimit > 0 && !env {
+		// A soft limit: the collector works harder near it, nothing fails.
 		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
 	}
 

@@ -23,7 +23,9 @@ type Config struct {
 	DiskBudget Size `yaml:"disk_budget"`
 	// MaintainInterval is how often retention and compaction run.
 	MaintainInterval Duration `yaml:"maintain_interval"`
-	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT); 0 leaves it unset.
+	// MemoryLimit is the Go runtime's soft memory limit, for a 512 MB
+	// board by default; 0 leaves it unset. GOMEMLIMIT in the environment
+	// wins over it.
 	MemoryLimit Size `yaml:"memory_limit"`
 
 	Log    LogConfig    `yaml:"log"`
@@ -255,6 +257,7 @@ func Default() Config {
 	return Config{
 		Data:             "./spool-data",
 		MaintainInterval: Duration(30 * time.Second),
+		MemoryLimit:      128 << 20,
 		Log:              LogConfig{Format: "text", Level: "info"},
 		MQTT: MQTTConfig{
 			Addr:          "127.0.0.1:1883",
