@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -166,6 +167,7 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 	defer cancel()
 	maint := make(chan error, 1)
 	go func() { maint <- s.log.Run(ctx, s.cfg.MaintainInterval.D()) }()
+	go trimWhenIdle(ctx, s.log, s.cfg.MaintainInterval.D(), debug.FreeOSMemory)
 
 	s.links.run(ctx, s.lg)
 	httpSrv, httpDone, err := s.startHTTP(ctx)
