@@ -20,10 +20,12 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
-// links are the upstream bridge links of the appliance.
+// links are the bridge links of the appliance: mirrors upstream and
+// downstream copies.
 type links struct {
-	all []*bridge.KafkaLink
-	wg  sync.WaitGroup
+	all  []*bridge.KafkaLink
+	down []*bridge.KafkaDownstream
+	wg   sync.WaitGroup
 }
 
 // newLinks builds the configured links. It runs before the log's
@@ -31,18 +33,42 @@ type links struct {
 func newLinks(cfg config.Config, l *spoollog.Log, lg *slog.Logger) (*links, error) {
 	ls := &links{}
 	for i, spec := range cfg.Links {
-		opts, err := linkOptions(cfg, spec, l, lg)
-		if err == nil {
-			var k *bridge.KafkaLink
-			if k, err = bridge.NewKafkaLink(opts); err == nil {
-				ls.all = append(ls.all, k)
-				continue
-			}
+		if err := ls.add(cfg, spec, l, lg); err != nil {
+			ls.close()
+			return nil, fmt.Errorf("links[%d] (%s): %w", i, spec.Name, err)
 		}
-		ls.close()
-		return nil, fmt.Errorf("links[%d] (%s): %w", i, spec.Name, err)
 	}
 	return ls, nil
+}
+
+func (ls *links) add(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *slog.Logger) error {
+	opts, err := linkOptions(cfg, spec, l, lg)
+	if err != nil {
+		return err
+	}
+	if len(opts.Topics) > 0 {
+		k, err := bridge.NewKafkaLink(opts)
+		if err != nil {
+			return err
+		}
+		ls.all = append(ls.all, k)
+	}
+	if len(spec.Downstream) == 0 {
+		return nil
+	}
+	topics := map[string]string{}
+	for _, d := range spec.Downstream {
+		topics[d.From] = d.To
+	}
+	d, err := bridge.NewKafkaDownstream(bridge.KafkaDownstreamOptions{
+		Name: spec.Name, Site: cfg.EdgeID, Seeds: opts.Seeds, ClientOpts: opts.ClientOpts, Topics: topics, Log: l,
+		Logger: lg.With("component", "bridge", "link", spec.Name),
+	})
+	if err != nil {
+		return err
+	}
+	ls.down = append(ls.down, d)
+	return nil
 }
 
 func linkOptions(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *slog.Logger) (bridge.KafkaLinkOptions, error) {
@@ -134,6 +160,22 @@ func (ls *links) run(ctx context.Context, lg *slog.Logger) {
 			}
 		})
 	}
+	for _, d := range ls.down {
+		ls.wg.Go(func() {
+			if err := d.Run(ctx); err != nil && ctx.Err() == nil {
+				lg.Error("bridge downstream stopped", "link", d.Health().Name, "error", err)
+			}
+		})
+	}
+}
+
+// downHealth is every downstream copy's snapshot.
+func (ls *links) downHealth() []bridge.DownstreamHealth {
+	out := make([]bridge.DownstreamHealth, 0, len(ls.down))
+	for _, d := range ls.down {
+		out = append(out, d.Health())
+	}
+	return out
 }
 
 // close stops the links (after their Run returned) and releases their pins.

@@ -114,3 +114,42 @@ links:
 		}
 	}
 }
+
+// TestDownstreamCommandReachesDevice: a command produced in the upstream
+// cluster is copied into the local topic and delivered by egress to the
+// MQTT device its key names.
+func TestDownstreamCommandReachesDevice(t *testing.T) {
+	up, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "dc.commands"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	c := config.Default()
+	c.Data = t.TempDir()
+	c.MQTT.Addr, c.Kafka.Addr, c.HTTP.Addr = "127.0.0.1:0", "", ""
+	c.EdgeID = "pi-9"
+	c.Links = []config.LinkSpec{{Name: "dc", Kafka: config.KafkaPeer{Brokers: up.ListenAddrs()},
+		Downstream: []config.DownstreamSpec{{From: "dc.commands", To: "commands"}}}}
+	c.Egress = []config.EgressSpec{{Topic: "commands", MQTTTopic: "devices/{key}/cmd"}}
+	srv := startServer(t, c)
+
+	var got received
+	dev := mqttClient(t, srv, "pump4", true, got.handler)
+	defer dev.Disconnect(50)
+	if tok := dev.Subscribe("devices/pump4/cmd", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	p, err := kgo.NewClient(kgo.SeedBrokers(up.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := p.ProduceSync(ctx, &kgo.Record{Topic: "dc.commands", Key: []byte("pump4"), Value: []byte(`{"rpm":1200}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := got.wait(t, 1); msgs[0] != `devices/pump4/cmd={"rpm":1200}` {
+		t.Errorf("device got %q", msgs)
+	}
+}

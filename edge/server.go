@@ -127,6 +127,11 @@ func declareTopics(l *spoollog.Log, cfg config.Config, lg *slog.Logger) error {
 	for _, e := range cfg.Egress {
 		routed = append(routed, e.Topic)
 	}
+	for _, lk := range cfg.Links {
+		for _, d := range lk.Downstream {
+			routed = append(routed, d.To)
+		}
+	}
 	if len(cfg.Routes) == 0 && (cfg.MQTT.Addr != "" || cfg.MQTT.TLS.Addr != "" || cfg.MQTT.WebSocket != "") {
 		routed = append(routed, mqtt.DefaultTopic)
 	}
@@ -135,7 +140,7 @@ func declareTopics(l *spoollog.Log, cfg config.Config, lg *slog.Logger) error {
 			if _, err := l.CreateTopic(name, spoollog.DefaultTopicConfig()); err != nil && !errors.Is(err, spoollog.ErrTopicExists) {
 				return err
 			}
-			lg.Info("topic created for MQTT", "topic", name)
+			lg.Info("topic created for a route, egress or downstream link", "topic", name)
 		}
 	}
 	return nil
@@ -258,7 +263,7 @@ func (s *Server) startHTTP(ctx context.Context) (*http.Server, <-chan error, err
 		Token:    s.cfg.HTTP.Token,
 		Logger:   s.lg.With("component", "http"),
 		Context:  ctx,
-		Bridge:   func() any { return s.links.health() },
+		Bridge:   func() any { return map[string]any{"links": s.links.health(), "downstream": s.links.downHealth()} },
 		Ready: func() error {
 			if s.stopping.Load() {
 				return errors.New("shutting down")

@@ -70,13 +70,25 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				Stalled     bool   `json:"stalled"`
 			} `json:"partitions"`
 		} `json:"links"`
+		Downstream []struct {
+			Name      string `json:"name"`
+			Copied    int64  `json:"copied"`
+			Dropped   int64  `json:"dropped"`
+			LastError string `json:"last_error"`
+		} `json:"downstream"`
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
 		return fail(stderr, "%s: %v", url, err)
 	}
-	if len(st.Links) == 0 {
+	if len(st.Links) == 0 && len(st.Downstream) == 0 {
 		fmt.Fprintln(stdout, "no links configured")
 		return 0
+	}
+	for _, d := range st.Downstream {
+		fmt.Fprintf(stdout, "downstream %s: copied %d records, dropped %d (too large)\n", d.Name, d.Copied, d.Dropped)
+		if d.LastError != "" {
+			fmt.Fprintf(stdout, "  last error: %s\n", d.LastError)
+		}
 	}
 	for _, l := range st.Links {
 		fmt.Fprintf(stdout, "link %s: %s, lag %d records, mirrored %d records (%d bytes), gaps %d\n", l.Link, l.State, l.Lag, l.Records, l.Bytes, l.Gaps)

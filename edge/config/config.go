@@ -62,6 +62,16 @@ type LinkSpec struct {
 	// DeliveryTimeout bounds one attempt to deliver a round of records
 	// before the link backs off and resends (default 30s).
 	DeliveryTimeout Duration `yaml:"delivery_timeout"`
+	// Downstream copies upstream topics into local ones (commands for the
+	// devices behind this edge), as the consumer group
+	// "spool-<edge_id>-<name>", from the upstream topics' beginning.
+	Downstream []DownstreamSpec `yaml:"downstream"`
+}
+
+// DownstreamSpec copies one upstream topic into a local topic.
+type DownstreamSpec struct {
+	From string `yaml:"from"`
+	To   string `yaml:"to"`
 }
 
 // KafkaPeer is how to reach a Kafka cluster.

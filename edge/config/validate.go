@@ -180,8 +180,17 @@ func (c *Config) Validate() error {
 		default:
 			bad(key+".kafka.sasl.mechanism", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", sa.Mechanism)
 		}
-		if len(l.Topics) == 0 {
-			bad(key+".topics", "list the topics to mirror, or \"*\" for all")
+		if len(l.Topics) == 0 && len(l.Downstream) == 0 {
+			bad(key+".topics", "list the topics to mirror (\"*\" for all), or downstream topics")
+		}
+		for j, d := range l.Downstream {
+			dk := fmt.Sprintf("%s.downstream[%d]", key, j)
+			if spoollog.ValidateTopicName(d.From) != nil {
+				bad(dk+".from", "%q is not a topic name", d.From)
+			}
+			if spoollog.ValidateTopicName(d.To) != nil {
+				bad(dk+".to", "%q is not a topic name", d.To)
+			}
 		}
 		for j, t := range l.Topics {
 			if t != "*" && spoollog.ValidateTopicName(t) != nil {

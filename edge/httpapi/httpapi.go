@@ -58,8 +58,8 @@ type Options struct {
 	DefaultTopic spoollog.TopicConfig
 	// MaxBodyBytes bounds a request body (DefaultMaxBodyBytes when 0).
 	MaxBodyBytes int64
-	// Bridge, when set, is the state of the upstream links that
-	// GET /api/v1/bridge returns (as JSON).
+	// Bridge, when set, is the state of the bridge links that
+	// GET /api/v1/bridge returns (as JSON: {"links": [...], "downstream": [...]}).
 	Bridge func() any
 	// Context, when set, ends long polls and event streams when it is
 	// done. http.Server.Shutdown waits for running handlers without
@@ -138,13 +138,13 @@ func New(opts Options) http.Handler {
 
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
-// bridge returns the links' health: {"links": [...]}.
+// bridge returns the links' health as Options.Bridge gives it.
 func (a *api) bridge(w http.ResponseWriter, r *http.Request) {
-	var links any = []any{}
+	var st any = map[string]any{"links": []any{}, "downstream": []any{}}
 	if a.opts.Bridge != nil {
-		links = a.opts.Bridge()
+		st = a.opts.Bridge()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"links": links})
+	writeJSON(w, http.StatusOK, st)
 }
 
 // handle registers a route, counting its responses and, for auth routes,
