@@ -1,0 +1,610 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	spoollog "github.com/spoolmq/spool/log"
+)
+
+// MQTTLink mirrors local topics to an upstream MQTT broker (MQTT 3.1.1 with
+// paho; MQTT 5 is not supported yet). Every record becomes one QoS 1
+// message on the topic its template names; the cursors, retention pins,
+// gaps and Health work as for KafkaLink.
+//
+// Delivery is at least once. Each partition publishes its records in order,
+// with at most InFlight waiting for their PUBACK, and its cursor moves only
+// over the acknowledged prefix. paho's own reconnect is off: when the
+// connection fails, or a PUBACK does not come within DeliveryTimeout, the
+// link drops the client, backs off with jitter, connects a new one (clean
+// session) and resends every partition from its cursor. Messages whose
+// PUBACK was lost are therefore published twice. MQTT 3.1.1 has no
+// headers, so a bare-value message does not say which local offset it
+// was: with Envelope off duplicates are recognisable only by content; with
+// Envelope on each message carries its origin (edge, topic, partition,
+// offset) and upstream consumers can drop the repeats.
+type MQTTLink struct {
+	opts    MQTTLinkOptions
+	ns      string
+	lg      *slog.Logger
+	mirrors []*mqttMirror
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	connected bool // a connection is up now
+	ever      bool // a connection was up at least once
+	upErr     error
+	upErrAt   time.Time
+	upOKAt    time.Time
+	running   bool
+	stop      context.CancelFunc
+	stopped   chan struct{}
+	closed    bool
+}
+
+// MQTTEnvelope is the payload of a message when MQTTLinkOptions.Envelope
+// is set. Key, Value and header values are base64 in JSON.
+type MQTTEnvelope struct {
+	Edge      string           `json:"edge"`
+	Topic     string           `json:"topic"`
+	Partition int32            `json:"partition"`
+	Offset    int64            `json:"offset"`
+	Timestamp int64            `json:"timestamp"` // Unix milliseconds
+	Key       []byte           `json:"key_b64,omitempty"`
+	Value     []byte           `json:"value_b64"`
+	Headers   []EnvelopeHeader `json:"headers,omitempty"`
+}
+
+// EnvelopeHeader is one record header of an MQTTEnvelope.
+type EnvelopeHeader struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value_b64"`
+}
+
+// NewMQTTLink checks opts, resolves the local topics (they must exist),
+// loads the stored cursors and pins retention at them. A partition the link
+// never mirrored starts at its log start.
+func NewMQTTLink(opts MQTTLinkOptions) (*MQTTLink, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &MQTTLink{opts: opts, ns: cursorNamespace(opts.Name), lg: opts.Logger.With("link", opts.Name)}
+	seen := make(map[string]bool)
+	for _, name := range opts.Topics {
+		if seen[name] {
+			l.unpin()
+			return nil, fmt.Errorf("bridge link %s: topic %q listed twice", opts.Name, name)
+		}
+		seen[name] = true
+		t, err := opts.Log.Topic(name)
+		if err != nil {
+			l.unpin()
+			return nil, fmt.Errorf("bridge link %s: %w", opts.Name, err)
+		}
+		for _, p := range t.Partitions() {
+			// Checked with a sample key so a bad template fails here.
+			if _, err := mqttTopic(opts.Topic, opts.Site, name, p.ID(), []byte("k")); err != nil {
+				l.unpin()
+				return nil, fmt.Errorf("bridge link %s: %w", opts.Name, err)
+			}
+			m, err := newMQTTMirror(l, p, name)
+			if err != nil {
+				l.unpin()
+				return nil, err
+			}
+			l.mirrors = append(l.mirrors, m)
+		}
+	}
+	return l, nil
+}
+
+// Run mirrors until ctx ends (or Close is called), then waits up to
+// FlushTimeout for PUBACKs of what was published, stores the cursors and
+// returns nil. Upstream failures are retried with backoff and never end
+// Run. Run may be called again after it returned.
+func (l *MQTTLink) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	l.mu.Lock()
+	if l.closed || l.running {
+		l.mu.Unlock()
+		return fmt.Errorf("bridge link %s: closed or already running", l.opts.Name)
+	}
+	l.running, l.stop, l.stopped = true, cancel, make(chan struct{})
+	stopped := l.stopped
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.running = false
+		l.mu.Unlock()
+		close(stopped)
+	}()
+
+	bo := backoff{min: l.opts.BackoffMin, max: l.opts.BackoffMax}
+	for ctx.Err() == nil {
+		connected, err := l.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if connected {
+			bo.reset()
+		}
+		l.noteUpstream(err)
+		wait := bo.next()
+		l.lg.Warn("upstream connection failed", "err", err, "retry_in", wait)
+		sleep(ctx, wait)
+	}
+	return nil
+}
+
+// session connects one paho client and mirrors every partition over it
+// until the connection fails or ctx ends. connected says whether the
+// connection came up; err is why it ended (nil when ctx ended).
+func (l *MQTTLink) session(ctx context.Context) (connected bool, err error) {
+	conn, drop := context.WithCancelCause(ctx)
+	defer drop(nil)
+	cl := mqtt.NewClient(l.clientOptions(func(err error) {
+		drop(fmt.Errorf("connection lost: %w", err))
+	}))
+	tok := cl.Connect()
+	t := time.NewTimer(l.opts.ConnectTimeout + time.Second)
+	select {
+	case <-tok.Done():
+		err = tok.Error()
+	case <-t.C:
+		err = fmt.Errorf("connect: no CONNACK within %v", l.opts.ConnectTimeout)
+	case <-ctx.Done():
+	}
+	t.Stop()
+	if err != nil || ctx.Err() != nil {
+		cl.Disconnect(0)
+		if err != nil {
+			err = fmt.Errorf("connect %s: %w", l.opts.Broker, err)
+		}
+		return false, err
+	}
+	l.setConnected(true)
+	l.lg.Info("connected", "broker", l.opts.Broker)
+	var wg sync.WaitGroup
+	for _, m := range l.mirrors {
+		wg.Go(func() {
+			if err := m.run(ctx, conn, cl); err != nil {
+				drop(err)
+			}
+		})
+	}
+	wg.Wait()
+	l.setConnected(false)
+	cl.Disconnect(250)
+	if ctx.Err() != nil {
+		return true, nil
+	}
+	return true, context.Cause(conn)
+}
+
+func (l *MQTTLink) clientOptions(lost func(error)) *mqtt.ClientOptions {
+	o := mqtt.NewClientOptions().
+		AddBroker(l.opts.Broker).
+		SetClientID(l.opts.ClientID).
+		SetProtocolVersion(4). // 3.1.1
+		SetCleanSession(true). // the cursor, not the session, says what to resend
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetKeepAlive(l.opts.KeepAlive).
+		SetPingTimeout(min(l.opts.KeepAlive, 10*time.Second)).
+		SetConnectTimeout(l.opts.ConnectTimeout).
+		SetWriteTimeout(l.opts.DeliveryTimeout).
+		SetOrderMatters(true).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost(err) })
+	if l.opts.TLS != nil {
+		o.SetTLSConfig(l.opts.TLS)
+	}
+	if l.opts.Username != "" {
+		o.SetUsername(l.opts.Username).SetPassword(l.opts.Password)
+	}
+	return o
+}
+
+// Close stops a running Run, waits for it and releases the retention pins.
+// The cursors stay stored: a new link with the same name resumes from them.
+func (l *MQTTLink) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	running, stop, stopped := l.running, l.stop, l.stopped
+	l.mu.Unlock()
+	if running {
+		stop()
+		<-stopped
+	}
+	l.unpin()
+	return nil
+}
+
+func (l *MQTTLink) unpin() {
+	for _, m := range l.mirrors {
+		m.p.Unpin(l.ns)
+	}
+}
+
+func (l *MQTTLink) setConnected(c bool) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.connected = c
+	if c {
+		l.ever, l.upOKAt = true, now
+	}
+}
+
+func (l *MQTTLink) noteUpstream(err error) {
+	if err == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.upErr, l.upErrAt = err, time.Now()
+}
+
+// Health returns the link's current state; safe at any time.
+func (l *MQTTLink) Health() Health {
+	now := time.Now()
+	h := Health{Link: l.opts.Name}
+	failing, draining := false, false
+	for _, m := range l.mirrors {
+		ph := m.health(now, l.opts.StallTimeout)
+		h.Partitions = append(h.Partitions, ph)
+		h.Lag += ph.Lag
+		h.Records += ph.Records
+		h.Bytes += ph.Bytes
+		h.Gaps += ph.Gaps
+		if ph.LastErrorAt.After(h.LastErrorAt) {
+			h.LastError, h.LastErrorAt = ph.LastError, ph.LastErrorAt
+		}
+		failing = failing || ph.Failing || ph.Stalled
+		draining = draining || ph.Lag > 0
+	}
+	l.mu.Lock()
+	connected, ever, upErr, upErrAt, upOKAt := l.connected, l.ever, l.upErr, l.upErrAt, l.upOKAt
+	l.mu.Unlock()
+	if upErr != nil && upErrAt.After(h.LastErrorAt) {
+		h.LastError, h.LastErrorAt = "upstream: "+upErr.Error(), upErrAt
+	}
+	outage := !connected && upErr != nil && upErrAt.After(upOKAt)
+	switch {
+	case outage:
+		h.State = StateFailing
+	case !ever:
+		h.State = StateConnecting
+	case failing:
+		h.State = StateFailing
+	case draining:
+		h.State = StateDraining
+	default:
+		h.State = StateCaughtUp
+	}
+	return h
+}
+
+// mqttMirror copies one local partition upstream; its fields under mu are
+// shared with Health, the rest belong to the goroutine running run.
+type mqttMirror struct {
+	link  *MQTTLink
+	p     *spoollog.Partition
+	topic string
+	dest  string // the template expanded but for {key}
+	key   string
+	lg    *slog.Logger
+
+	mu         sync.Mutex
+	cursor     int64
+	records    int64
+	bytes      int64
+	gaps       int64
+	progressAt time.Time
+	waiting    bool
+	failing    bool
+	lastErr    error
+	lastErrAt  time.Time
+}
+
+func newMQTTMirror(l *MQTTLink, p *spoollog.Partition, topic string) (*mqttMirror, error) {
+	dest := strings.NewReplacer("{site}", l.opts.Site, "{topic}", topic,
+		"{partition}", fmt.Sprint(p.ID())).Replace(l.opts.Topic)
+	m := &mqttMirror{
+		link: l, p: p, topic: topic, dest: dest,
+		key: cursorKey(topic, p.ID()),
+		lg:  l.lg.With("topic", topic, "partition", p.ID()),
+	}
+	c, err := loadCursor(l.opts.Log.Meta(), l.ns, m.key)
+	if err != nil {
+		return nil, fmt.Errorf("bridge link %s: %w", l.opts.Name, err)
+	}
+	if c < 0 {
+		c = p.LogStartOffset()
+	}
+	m.cursor = c
+	p.Pin(l.ns, c)
+	return m, nil
+}
+
+// run mirrors over one connection until it fails (the error) or ctx
+// (Run's) or conn (the connection's) ends (nil).
+func (m *mqttMirror) run(ctx, conn context.Context, cl mqtt.Client) error {
+	m.mu.Lock()
+	m.progressAt = time.Now()
+	m.mu.Unlock()
+	for conn.Err() == nil {
+		idle, err := m.round(ctx, conn, cl)
+		if err != nil {
+			if ctx.Err() != nil {
+				m.lg.Info("stopped with messages unacknowledged; they will be resent", "cursor", m.getCursor(), "err", err)
+				return nil
+			}
+			if conn.Err() == nil || !errors.Is(err, errConnEnded) {
+				m.fail(err)
+			}
+			return err
+		}
+		if idle != nil {
+			m.setWaiting(true)
+			select {
+			case <-idle:
+			case <-conn.Done():
+			}
+			m.setWaiting(false)
+		}
+	}
+	return nil
+}
+
+var errConnEnded = errors.New("connection ended before PUBACK")
+
+// inflight is one message waiting for its PUBACK.
+type inflight struct {
+	offset int64
+	size   int64
+	tok    mqtt.Token
+	sentAt time.Time
+}
+
+// round reads at the cursor, publishes what it read with at most InFlight
+// messages unacknowledged, and stores the cursor of the acknowledged
+// prefix. It returns a channel to wait on when there was nothing to read.
+func (m *mqttMirror) round(ctx, conn context.Context, cl mqtt.Client) (<-chan struct{}, error) {
+	o := &m.link.opts
+	cursor := m.getCursor()
+	if start := m.p.LogStartOffset(); cursor < start {
+		return nil, m.skipGap(cursor, start)
+	}
+	notify := m.p.Notify()
+	data, err := m.p.Read(cursor, o.ReadBytes)
+	if errors.Is(err, spoollog.ErrOffsetOutOfRange) && cursor < m.p.LogStartOffset() {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read local log at %d: %w", cursor, err)
+	}
+	if len(data) == 0 {
+		return notify, nil
+	}
+	recs, end, err := decodeLocal(data, cursor)
+	if err != nil {
+		return nil, err
+	}
+	if end <= cursor {
+		return nil, fmt.Errorf("read local log at %d: %d bytes but no whole batch", cursor, len(data))
+	}
+
+	next, n, b := cursor, int64(0), int64(0)
+	var window []inflight
+	var flushBy time.Time // set once Run's context ended
+	// await waits for the oldest message's PUBACK and moves the
+	// acknowledged prefix over it.
+	await := func() error {
+		f := window[0]
+		for {
+			d := time.Until(f.sentAt.Add(o.DeliveryTimeout))
+			if !flushBy.IsZero() {
+				d = min(d, time.Until(flushBy))
+			}
+			t := time.NewTimer(max(d, 0))
+			var done <-chan struct{}
+			if flushBy.IsZero() {
+				done = conn.Done()
+			}
+			select {
+			case <-f.tok.Done():
+				t.Stop()
+				if err := f.tok.Error(); err != nil {
+					return fmt.Errorf("publish offset %d: %w", f.offset, err)
+				}
+				window = window[1:]
+				next, n, b = f.offset+1, n+1, b+f.size
+				return nil
+			case <-t.C:
+				if !flushBy.IsZero() {
+					return fmt.Errorf("offset %d: no PUBACK within the flush timeout", f.offset)
+				}
+				return fmt.Errorf("offset %d: no PUBACK within %v", f.offset, o.DeliveryTimeout)
+			case <-done:
+				t.Stop()
+				if ctx.Err() != nil {
+					flushBy = time.Now().Add(o.FlushTimeout) // stopping: let PUBACKs in
+					continue
+				}
+				return errConnEnded
+			}
+		}
+	}
+	var perr error
+	for _, r := range recs {
+		if conn.Err() != nil {
+			break
+		}
+		for len(window) >= o.InFlight && perr == nil {
+			perr = await()
+		}
+		if perr != nil {
+			break
+		}
+		topic, payload, err := m.message(r)
+		if err != nil {
+			perr = err
+			break
+		}
+		window = append(window, inflight{offset: r.Offset, size: int64(len(r.Key) + len(r.Value)),
+			tok: cl.Publish(topic, 1, false, payload), sentAt: time.Now()})
+	}
+	for len(window) > 0 && perr == nil {
+		perr = await()
+	}
+	if perr == nil && conn.Err() == nil {
+		next = end // includes control batches and compacted-away offsets
+	} else if perr == nil {
+		perr = errConnEnded
+	}
+	if err := m.advance(next, n, b, n > 0 || perr == nil); err != nil {
+		return nil, err
+	}
+	return nil, perr
+}
+
+// decodeLocal returns the records of stored batches at or after cursor, and
+// the offset after the last batch; control batches are skipped.
+func decodeLocal(data []byte, cursor int64) ([]spoollog.Record, int64, error) {
+	var recs []spoollog.Record
+	end := cursor
+	err := spoollog.SplitBatches(data, func(h spoollog.BatchHeader, batch []byte) error {
+		end = max(end, h.LastOffset()+1)
+		if h.Control() {
+			return nil
+		}
+		_, rs, err := spoollog.DecodeRecords(batch)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if r.Offset >= cursor {
+				recs = append(recs, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("decode local batch at %d: %w", cursor, err)
+	}
+	return recs, end, nil
+}
+
+// message returns the topic and payload of one record.
+func (m *mqttMirror) message(r spoollog.Record) (string, []byte, error) {
+	o := &m.link.opts
+	topic, err := mqttTopic(o.Topic, o.Site, m.topic, m.p.ID(), r.Key)
+	if err != nil {
+		return "", nil, err
+	}
+	if !o.Envelope {
+		if r.Value == nil {
+			return topic, []byte{}, nil
+		}
+		return topic, r.Value, nil
+	}
+	env := MQTTEnvelope{Edge: o.Site, Topic: m.topic, Partition: m.p.ID(), Offset: r.Offset,
+		Timestamp: r.Timestamp, Key: r.Key, Value: r.Value}
+	if env.Value == nil {
+		env.Value = []byte{}
+	}
+	for _, h := range r.Headers {
+		env.Headers = append(env.Headers, EnvelopeHeader{Key: h.Key, Value: h.Value})
+	}
+	payload, err := json.Marshal(env)
+	return topic, payload, err
+}
+
+// advance stores the cursor, then moves the pin, as mirror.advance does.
+func (m *mqttMirror) advance(next, records, bytes int64, progressed bool) error {
+	var err error
+	if next != m.getCursor() {
+		err = m.link.opts.Log.Meta().PutCursor(m.link.ns, m.key, encodeCursor(next))
+		m.p.Pin(m.link.ns, next)
+	}
+	now := time.Now()
+	m.mu.Lock()
+	m.cursor = next
+	m.records += records
+	m.bytes += bytes
+	if progressed {
+		m.progressAt = now
+		if m.failing {
+			m.lg.Info("mirroring recovered", "cursor", next)
+		}
+		m.failing = false
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("store cursor %d: %w", next, err)
+	}
+	return nil
+}
+
+func (m *mqttMirror) skipGap(cursor, start int64) error {
+	m.lg.Warn("records deleted before they were mirrored", "from", cursor, "to", start, "lost", start-cursor)
+	m.mu.Lock()
+	m.gaps += start - cursor
+	m.mu.Unlock()
+	return m.advance(start, 0, 0, false)
+}
+
+func (m *mqttMirror) setWaiting(w bool) {
+	m.mu.Lock()
+	m.waiting, m.progressAt = w, time.Now()
+	m.mu.Unlock()
+}
+
+func (m *mqttMirror) fail(err error) {
+	m.mu.Lock()
+	m.failing, m.lastErr, m.lastErrAt = true, err, time.Now()
+	m.mu.Unlock()
+}
+
+func (m *mqttMirror) getCursor() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cursor
+}
+
+func (m *mqttMirror) health(now time.Time, stall time.Duration) PartitionHealth {
+	hw := m.p.HighWatermark()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ph := PartitionHealth{
+		Topic: m.topic, Partition: m.p.ID(), Destination: m.dest,
+		Cursor: m.cursor, HighWatermark: hw, Lag: max(hw-m.cursor, 0),
+		Records: m.records, Bytes: m.bytes, Gaps: m.gaps,
+		Failing: m.failing, LastProgress: m.progressAt, LastErrorAt: m.lastErrAt,
+	}
+	if m.lastErr != nil {
+		ph.LastError = m.lastErr.Error()
+	}
+	if ph.Lag > 0 && !m.waiting && !m.progressAt.IsZero() && now.Sub(m.progressAt) > stall {
+		ph.Stalled = true
+		if !ph.Failing {
+			ph.LastError = fmt.Sprintf("no progress for %v with %d records waiting", now.Sub(m.progressAt).Round(time.Millisecond), ph.Lag)
+			ph.LastErrorAt = now
+		}
+	}
+	return ph
+}
