@@ -24,6 +24,7 @@ import (
 // downstream copies.
 type links struct {
 	all  []*bridge.KafkaLink
+	mqtt []*bridge.MQTTLink
 	down []*bridge.KafkaDownstream
 	wg   sync.WaitGroup
 }
@@ -42,6 +43,9 @@ func newLinks(cfg config.Config, l *spoollog.Log, lg *slog.Logger) (*links, erro
 }
 
 func (ls *links) add(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *slog.Logger) error {
+	if spec.MQTT.URL != "" {
+		return ls.addMQTT(cfg, spec, l, lg)
+	}
 	opts, err := linkOptions(cfg, spec, l, lg)
 	if err != nil {
 		return err
@@ -71,7 +75,31 @@ func (ls *links) add(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, l
 	return nil
 }
 
-func linkOptions(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *slog.Logger) (bridge.KafkaLinkOptions, error) {
+// addMQTT builds a link to an upstream MQTT broker.
+func (ls *links) addMQTT(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *slog.Logger) error {
+	m := spec.MQTT
+	opts := bridge.MQTTLinkOptions{
+		Name: spec.Name, Site: cfg.EdgeID, Broker: m.URL, Username: m.User, Password: m.Password,
+		Log: l, Topics: linkTopics(spec, l), Topic: m.Topic, Envelope: m.Envelope,
+		DeliveryTimeout: spec.DeliveryTimeout.D(), Logger: lg.With("component", "bridge", "link", spec.Name),
+	}
+	if strings.HasPrefix(m.URL, "ssl://") || m.TLS.Enabled || m.TLS.CA != "" || m.TLS.Cert != "" {
+		tc, err := clientTLS(m.TLS)
+		if err != nil {
+			return fmt.Errorf("mqtt.%w", err)
+		}
+		opts.TLS = tc
+	}
+	k, err := bridge.NewMQTTLink(opts)
+	if err != nil {
+		return err
+	}
+	ls.mqtt = append(ls.mqtt, k)
+	return nil
+}
+
+// linkTopics resolves a link's topics ("*": every topic there is now).
+func linkTopics(spec config.LinkSpec, l *spoollog.Log) []string {
 	var topics []string
 	for _, t := range spec.Topics {
 		if t == "*" {
@@ -88,6 +116,11 @@ func linkOptions(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *s
 			unique = append(unique, t)
 		}
 	}
+	return unique
+}
+
+func linkOptions(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *slog.Logger) (bridge.KafkaLinkOptions, error) {
+	unique := linkTopics(spec, l)
 	var seeds []string
 	for _, b := range spec.Kafka.Brokers {
 		for _, one := range strings.Split(b, ",") {
@@ -108,28 +141,38 @@ func linkOptions(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *s
 	}, nil
 }
 
+// clientTLS builds a client TLS configuration; errors name the key below
+// the peer ("tls.ca: ...").
+func clientTLS(t config.ClientTLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, errors.New("tls.ca: no certificates found")
+		}
+	}
+	if t.Cert != "" {
+		pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
+}
+
 // kafkaClientOpts turns a peer's TLS and SASL settings into kgo options.
 func kafkaClientOpts(p config.KafkaPeer) ([]kgo.Opt, error) {
 	var opts []kgo.Opt
 	t := p.TLS
 	if t.Enabled || t.CA != "" || t.Cert != "" || t.ServerName != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-		if t.CA != "" {
-			pem, err := os.ReadFile(t.CA)
-			if err != nil {
-				return nil, fmt.Errorf("kafka.tls.ca: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, errors.New("kafka.tls.ca: no certificates found")
-			}
-		}
-		if t.Cert != "" {
-			pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
-			if err != nil {
-				return nil, fmt.Errorf("kafka.tls.cert: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{pair}
+		tc, err := clientTLS(t)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.%w", err)
 		}
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
@@ -160,6 +203,13 @@ func (ls *links) run(ctx context.Context, lg *slog.Logger) {
 			}
 		})
 	}
+	for _, k := range ls.mqtt {
+		ls.wg.Go(func() {
+			if err := k.Run(ctx); err != nil && ctx.Err() == nil {
+				lg.Error("bridge link stopped", "link", k.Health().Link, "error", err)
+			}
+		})
+	}
 	for _, d := range ls.down {
 		ls.wg.Go(func() {
 			if err := d.Run(ctx); err != nil && ctx.Err() == nil {
@@ -184,12 +234,18 @@ func (ls *links) close() {
 	for _, k := range ls.all {
 		_ = k.Close()
 	}
+	for _, k := range ls.mqtt {
+		_ = k.Close()
+	}
 }
 
 // health is every link's snapshot.
 func (ls *links) health() []bridge.Health {
-	out := make([]bridge.Health, 0, len(ls.all))
+	out := make([]bridge.Health, 0, len(ls.all)+len(ls.mqtt))
 	for _, k := range ls.all {
+		out = append(out, k.Health())
+	}
+	for _, k := range ls.mqtt {
 		out = append(out, k.Health())
 	}
 	return out

@@ -2,8 +2,12 @@ package edge
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +155,72 @@ func TestDownstreamCommandReachesDevice(t *testing.T) {
 	}
 	if msgs := got.wait(t, 1); msgs[0] != `devices/pump4/cmd={"rpm":1200}` {
 		t.Errorf("device got %q", msgs)
+	}
+}
+
+// TestMQTTLinkFromConfig: a link with an mqtt upstream publishes what
+// devices send to the upstream broker, in the JSON envelope with its origin.
+func TestMQTTLinkFromConfig(t *testing.T) {
+	bin := "/usr/sbin/mosquitto"
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = exec.LookPath("mosquitto"); err != nil {
+			if os.Getenv("SPOOL_REQUIRE_PEERS") != "" {
+				t.Fatal("mosquitto is not installed and SPOOL_REQUIRE_PEERS is set")
+			}
+			t.Skip("mosquitto is not installed")
+		}
+	}
+	port := strings.TrimPrefix(freePort(t), "127.0.0.1:")
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	if err := os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mq := exec.Command(bin, "-c", conf)
+	if err := mq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { mq.Process.Kill(); mq.Wait() }()
+
+	var upstream received
+	deadline := time.Now().Add(10 * time.Second)
+	var sub paho.Client
+	for {
+		sub = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://127.0.0.1:" + port).SetClientID("dc").
+			SetAutoReconnect(false).SetConnectTimeout(2 * time.Second))
+		if tok := sub.Connect(); tok.WaitTimeout(3*time.Second) && tok.Error() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("mosquitto did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	defer sub.Disconnect(50)
+	if tok := sub.Subscribe("pi-8/#", 1, upstream.handler); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+
+	c := config.Default()
+	c.Data = t.TempDir()
+	c.MQTT.Addr, c.Kafka.Addr, c.HTTP.Addr = "127.0.0.1:0", "", ""
+	c.EdgeID = "pi-8"
+	c.Links = []config.LinkSpec{{Name: "central", MQTT: config.MQTTPeer{URL: "tcp://127.0.0.1:" + port, Topic: "{site}/{topic}", Envelope: true}, Topics: []string{"*"}}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, c)
+	dev := mqttClient(t, srv, "sensor", true, nil)
+	defer dev.Disconnect(50)
+	if tok := dev.Publish("devices/s1/temp", 1, false, "19.5"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	msg := upstream.wait(t, 1)[0]
+	topic, body, _ := strings.Cut(msg, "=")
+	var env map[string]any
+	if err := json.Unmarshal([]byte(body), &env); err != nil {
+		t.Fatalf("upstream payload %q is not the JSON envelope: %v", body, err)
+	}
+	if topic != "pi-8/mqtt" || env["edge"] != "pi-8" || env["topic"] != "mqtt" || env["offset"] != float64(0) {
+		t.Errorf("upstream got %s %v", topic, env)
 	}
 }

@@ -23,12 +23,14 @@ fi
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 go version
 
-# Real peers: the tests drive Spool with mosquitto_pub/mosquitto_sub (MQTT),
+# Real peers: the tests drive Spool with mosquitto_pub/mosquitto_sub and mosquitto (MQTT),
 # kcat and Debian's python3-confluent-kafka (both librdkafka); they run the
 # ARM release binaries under qemu-user-static and check the Debian package
 # with dpkg-deb (and the unit with systemd-analyze, where systemd is).
 missing=()
 command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+# The broker, as the upstream of the bridge's MQTT links.
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 /usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || missing+=(python3-confluent-kafka)
 { command -v qemu-arm-static && command -v qemu-aarch64-static; } >/dev/null 2>&1 || missing+=(qemu-user-static)

@@ -43,10 +43,12 @@ type Config struct {
 	Links  []LinkSpec `yaml:"links"`
 }
 
-// LinkSpec mirrors local topics to an upstream Kafka cluster.
+// LinkSpec mirrors local topics to an upstream Kafka cluster, or to an
+// MQTT broker (one of kafka and mqtt).
 type LinkSpec struct {
 	Name  string    `yaml:"name"`
 	Kafka KafkaPeer `yaml:"kafka"`
+	MQTT  MQTTPeer  `yaml:"mqtt"`
 	// Topics to mirror; "*" is every topic that exists at start-up.
 	Topics []string `yaml:"topics"`
 	// Destination is the upstream topic: {site} and {topic} are replaced.
@@ -72,6 +74,22 @@ type LinkSpec struct {
 type DownstreamSpec struct {
 	From string `yaml:"from"`
 	To   string `yaml:"to"`
+}
+
+// MQTTPeer is an upstream MQTT broker (MQTT 3.1.1, QoS 1).
+type MQTTPeer struct {
+	// URL is tcp://host:port or ssl://host:port.
+	URL      string    `yaml:"url"`
+	User     string    `yaml:"user"`
+	Password string    `yaml:"password"`
+	TLS      ClientTLS `yaml:"tls"`
+	// Topic is the MQTT topic of each record: {site}, {topic},
+	// {partition}, {key}. Default "{site}/{topic}".
+	Topic string `yaml:"topic"`
+	// Envelope publishes each record as JSON with its origin (edge, topic,
+	// partition, offset), key and headers, so that upstream consumers can
+	// tell a resend from a new record (MQTT 3.1.1 has no headers).
+	Envelope bool `yaml:"envelope"`
 }
 
 // KafkaPeer is how to reach a Kafka cluster.

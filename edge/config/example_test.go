@@ -18,6 +18,8 @@ const (
 	// bridgePath documents the keys of links, which spool.yaml leaves out
 	// (a link needs an upstream).
 	bridgePath = "../../configs/bridge.yaml"
+	// bridgeMQTTPath documents the MQTT upstream of links.
+	bridgeMQTTPath = "../../configs/bridge-mqtt.yaml"
 )
 
 // TestExampleConfig loads the annotated example the way spool serve does
@@ -83,7 +85,7 @@ func TestExampleConfig(t *testing.T) {
 // there.
 func TestExampleConfigHasEveryKey(t *testing.T) {
 	have := map[string]bool{}
-	for _, path := range []string{examplePath, bridgePath} {
+	for _, path := range []string{examplePath, bridgePath, bridgeMQTTPath} {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -173,5 +175,21 @@ func TestBridgeExampleConfig(t *testing.T) {
 	os.Unsetenv("SPOOL_UPSTREAM_BROKERS")
 	if _, err := Load(bridgePath); err == nil || !strings.Contains(err.Error(), "SPOOL_UPSTREAM_BROKERS") {
 		t.Errorf("without the variable: %v", err)
+	}
+}
+
+// TestBridgeMQTTExampleConfig: the MQTT bridge example loads with the
+// broker named by the environment.
+func TestBridgeMQTTExampleConfig(t *testing.T) {
+	t.Setenv("SPOOL_UPSTREAM_MQTT", "tcp://10.0.0.5:1883")
+	c, err := Load(bridgeMQTTPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate:\n%v", err)
+	}
+	if len(c.Links) != 1 || c.Links[0].MQTT.URL != "tcp://10.0.0.5:1883" || !c.Links[0].MQTT.Envelope {
+		t.Fatalf("links %+v", c.Links)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -155,8 +156,22 @@ func (c *Config) Validate() error {
 			bad(key+".name", "link %q is listed twice", l.Name)
 		}
 		links[l.Name] = true
-		if len(l.Kafka.Brokers) == 0 {
-			bad(key+".kafka.brokers", "at least one host:port is required")
+		isMQTT := l.MQTT.URL != ""
+		switch {
+		case isMQTT && len(l.Kafka.Brokers) > 0:
+			bad(key, "both kafka and mqtt are set: a link has one upstream")
+		case isMQTT:
+			if u, err := url.Parse(l.MQTT.URL); err != nil || (u.Scheme != "tcp" && u.Scheme != "ssl") || u.Host == "" {
+				bad(key+".mqtt.url", "%q is not tcp://host:port or ssl://host:port", l.MQTT.URL)
+			}
+			if len(l.Downstream) > 0 {
+				bad(key+".downstream", "needs a kafka upstream")
+			}
+			if (l.MQTT.TLS.Cert == "") != (l.MQTT.TLS.Key == "") {
+				bad(key+".mqtt.tls", "cert and key go together")
+			}
+		case len(l.Kafka.Brokers) == 0:
+			bad(key+".kafka.brokers", "at least one host:port is required (or an mqtt.url)")
 		}
 		for j, b := range l.Kafka.Brokers {
 			for _, one := range strings.Split(b, ",") {
