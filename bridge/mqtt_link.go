@@ -175,6 +175,28 @@ func (l *MQTTLink) session(ctx context.Context) (connected bool, err error) {
 	l.setConnected(true)
 	l.lg.Info("connected", "broker", l.opts.Broker)
 	var wg sync.WaitGroup
+	// paho calls the connection-lost handler only once its workers
+	// stopped, which can take up to its write timeout after the socket
+	// failed; its status says so at once.
+	wg.Go(func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-conn.Done():
+				return
+			case <-t.C:
+				if !cl.IsConnectionOpen() {
+					err := errors.New("connection lost")
+					l.setConnected(false)
+					l.noteUpstream(err)
+					l.lg.Debug("connection lost")
+					drop(err)
+					return
+				}
+			}
+		}
+	})
 	for _, m := range l.mirrors {
 		wg.Go(func() {
 			if err := m.run(ctx, conn, cl); err != nil {
@@ -202,7 +224,7 @@ func (l *MQTTLink) clientOptions(lost func(error)) *mqtt.ClientOptions {
 		SetKeepAlive(l.opts.KeepAlive).
 		SetPingTimeout(min(l.opts.KeepAlive, 10*time.Second)).
 		SetConnectTimeout(l.opts.ConnectTimeout).
-		SetWriteTimeout(l.opts.DeliveryTimeout).
+		SetWriteTimeout(l.opts.WriteTimeout).
 		SetOrderMatters(true).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost(err) })
 	if l.opts.TLS != nil {
@@ -450,8 +472,14 @@ func (m *mqttMirror) round(ctx, conn context.Context, cl mqtt.Client) (<-chan st
 		}
 	}
 	var perr error
+	complete := true // every record was published
 	for _, r := range recs {
-		if conn.Err() != nil {
+		// paho's Publish blocks for up to its write timeout while a lost
+		// connection is being torn down, and the loss is reported only
+		// after that: stop publishing as soon as the connection is not
+		// open.
+		if conn.Err() != nil || !cl.IsConnectionOpen() {
+			complete = false
 			break
 		}
 		for len(window) >= o.InFlight && perr == nil {
@@ -471,9 +499,11 @@ func (m *mqttMirror) round(ctx, conn context.Context, cl mqtt.Client) (<-chan st
 	for len(window) > 0 && perr == nil {
 		perr = await()
 	}
-	if perr == nil && conn.Err() == nil {
+	switch {
+	case perr != nil:
+	case complete && conn.Err() == nil:
 		next = end // includes control batches and compacted-away offsets
-	} else if perr == nil {
+	default:
 		perr = errConnEnded
 	}
 	if err := m.advance(next, n, b, n > 0 || perr == nil); err != nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -172,6 +174,9 @@ func newTestMQTTLink(t testing.TB, opts MQTTLinkOptions) *MQTTLink {
 	if opts.KeepAlive == 0 {
 		opts.KeepAlive = 2 * time.Second
 	}
+	if opts.Logger == nil && os.Getenv("SPOOL_TEST_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	l, err := NewMQTTLink(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +337,7 @@ func TestMQTTLinkUpstreamRestart(t *testing.T) {
 	tp := createTopic(t, l, "sensors", 2, nil)
 	sub := subscribe(t, mq.url(), "edge-1/#", true)
 	link := newTestMQTTLink(t, MQTTLinkOptions{Name: "up", Site: "edge-1", Broker: mq.url(), Log: l,
-		Topics: []string{"sensors"}, Envelope: true, DeliveryTimeout: 5 * time.Second})
+		Topics: []string{"sensors"}, Envelope: true, DeliveryTimeout: 5 * time.Second, WriteTimeout: time.Second})
 	runMQTTLink(t, link)
 
 	produce := func(rounds int) {
@@ -346,8 +351,11 @@ func TestMQTTLinkUpstreamRestart(t *testing.T) {
 	produce(10)
 	var wg sync.WaitGroup
 	wg.Go(func() { produce(20) }) // appends go on through the outage
+	stopAt := time.Now()
 	mq.stop()
+	t.Logf("mosquitto stopped in %v", time.Since(stopAt))
 	waitMQTTState(t, link, StateFailing)
+	t.Logf("link failing %v after the stop began", time.Since(stopAt))
 	wg.Wait()
 	if h := link.Health(); h.Lag == 0 || h.LastError == "" {
 		t.Fatalf("during the outage: health %+v, want lag and an error", h)
@@ -497,6 +505,118 @@ func TestMQTTLinkOptions(t *testing.T) {
 		got, err := mqttTopic("{site}/{topic}/{partition}/{key}", "edge-1", "s", 0, []byte(c.key))
 		if err != nil || got != c.want {
 			t.Errorf("key %q: %q %v, want %q", c.key, got, err, c.want)
+		}
+	}
+}
+
+// silentBroker is a loopback MQTT server that accepts connections and
+// PUBLISHes but never sends a PUBACK: the link must not move its cursor.
+type silentBroker struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns []net.Conn
+	n     int // connections accepted
+}
+
+func newSilentBroker(t testing.TB) *silentBroker {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &silentBroker{ln: ln}
+	b.wg.Go(b.accept)
+	t.Cleanup(func() {
+		ln.Close()
+		b.mu.Lock()
+		for _, c := range b.conns {
+			c.Close()
+		}
+		b.mu.Unlock()
+		b.wg.Wait()
+	})
+	return b
+}
+
+func (b *silentBroker) accept() {
+	for {
+		c, err := b.ln.Accept()
+		if err != nil {
+			return
+		}
+		b.mu.Lock()
+		b.conns = append(b.conns, c)
+		b.n++
+		b.mu.Unlock()
+		b.wg.Go(func() { b.serve(c) })
+	}
+}
+
+func (b *silentBroker) connections() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n
+}
+
+// serve answers CONNECT with CONNACK and PINGREQ with PINGRESP, and reads
+// and drops everything else.
+func (b *silentBroker) serve(c net.Conn) {
+	defer c.Close()
+	hdr := make([]byte, 1)
+	for {
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			return
+		}
+		var n, shift int
+		for {
+			var lb [1]byte
+			if _, err := io.ReadFull(c, lb[:]); err != nil {
+				return
+			}
+			n |= int(lb[0]&0x7f) << shift
+			shift += 7
+			if lb[0]&0x80 == 0 {
+				break
+			}
+		}
+		if _, err := io.CopyN(io.Discard, c, int64(n)); err != nil {
+			return
+		}
+		switch hdr[0] >> 4 {
+		case 1: // CONNECT
+			c.Write([]byte{0x20, 0x02, 0x00, 0x00})
+		case 12: // PINGREQ
+			c.Write([]byte{0xd0, 0x00})
+		}
+	}
+}
+
+// TestMQTTLinkNoPubackNoProgress publishes to a broker that never
+// acknowledges: after DeliveryTimeout the link reports failing, drops the
+// connection and reconnects to resend, and no cursor moves or is stored.
+func TestMQTTLinkNoPubackNoProgress(t *testing.T) {
+	b := newSilentBroker(t)
+	l := newTestLog(t, spoollog.Options{})
+	tp := createTopic(t, l, "sensors", 2, nil)
+	for _, p := range tp.Partitions() {
+		appendBatch(t, p, 10, spoollog.CodecNone)
+	}
+	link := newTestMQTTLink(t, MQTTLinkOptions{Name: "up", Site: "edge-1", Broker: "tcp://" + b.ln.Addr().String(),
+		Log: l, Topics: []string{"sensors"}, DeliveryTimeout: 200 * time.Millisecond, FlushTimeout: 100 * time.Millisecond})
+	runMQTTLink(t, link)
+	h := waitMQTTState(t, link, StateFailing)
+	waitFor(t, "a reconnect after the delivery timeout", func() bool { return b.connections() >= 2 })
+	h = link.Health()
+	if h.Records != 0 || h.Lag != 20 || h.LastError == "" {
+		t.Fatalf("health %+v, want nothing acknowledged, lag 20 and an error", h)
+	}
+	for _, ph := range h.Partitions {
+		if ph.Cursor != 0 {
+			t.Fatalf("%s/%d: cursor %d without any PUBACK", ph.Topic, ph.Partition, ph.Cursor)
+		}
+		if c := storedCursor(t, l, "up", ph.Topic, ph.Partition); c != -1 {
+			t.Fatalf("%s/%d: stored cursor %d without any PUBACK", ph.Topic, ph.Partition, c)
 		}
 	}
 }

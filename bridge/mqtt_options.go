@@ -59,6 +59,11 @@ type MQTTLinkOptions struct {
 	// ConnectTimeout bounds one connection attempt (TCP, TLS and
 	// CONNACK); default 10 s.
 	ConnectTimeout time.Duration
+	// WriteTimeout bounds writing one packet to the socket (paho's write
+	// timeout). paho notices a connection that failed under a blocked
+	// write only after it, so it also bounds how long an outage can go
+	// unseen. Default 10 s, at most DeliveryTimeout.
+	WriteTimeout time.Duration
 	// InFlight bounds the publishes of one partition waiting for their
 	// PUBACK; default 64.
 	InFlight int
@@ -129,6 +134,10 @@ func (o MQTTLinkOptions) withDefaults() (MQTTLinkOptions, error) {
 	if o.DeliveryTimeout <= 0 {
 		o.DeliveryTimeout = 30 * time.Second
 	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	o.WriteTimeout = min(o.WriteTimeout, o.DeliveryTimeout)
 	if o.BackoffMin <= 0 {
 		o.BackoffMin = 100 * time.Millisecond
 	}
