@@ -25,6 +25,7 @@ type KafkaLink struct {
 	ns      string // cursor namespace and pin name
 	lg      *slog.Logger
 	mirrors []*mirror
+	limit   *limiter // nil: no bandwidth limit
 
 	// mu guards the fields below.
 	mu         sync.Mutex
@@ -49,9 +50,10 @@ func NewKafkaLink(opts KafkaLinkOptions) (*KafkaLink, error) {
 		return nil, err
 	}
 	k := &KafkaLink{
-		opts: opts,
-		ns:   cursorNamespace(opts.Name),
-		lg:   opts.Logger.With("link", opts.Name),
+		opts:  opts,
+		ns:    cursorNamespace(opts.Name),
+		lg:    opts.Logger.With("link", opts.Name),
+		limit: newLimiter(opts.BandwidthBytesPerSec),
 	}
 	seen := make(map[string]bool)
 	for _, name := range opts.Topics {

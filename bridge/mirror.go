@@ -85,7 +85,7 @@ func (m *mirror) run(ctx context.Context, cl *kgo.Client) {
 	m.progressAt = time.Now()
 	m.mu.Unlock()
 	for ctx.Err() == nil {
-		idle, err := m.round(cl)
+		idle, err := m.round(ctx, cl)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			// Stopping: Run closed the client under records still in
@@ -114,7 +114,7 @@ func (m *mirror) run(ctx context.Context, cl *kgo.Client) {
 // on when there was nothing to read, or the error of a failed step; a
 // failed step has stored the cursor of whatever was acknowledged before the
 // failure.
-func (m *mirror) round(cl *kgo.Client) (<-chan struct{}, error) {
+func (m *mirror) round(ctx context.Context, cl *kgo.Client) (<-chan struct{}, error) {
 	cursor := m.getCursor()
 	if start := m.p.LogStartOffset(); cursor < start {
 		return nil, m.skipGap(cursor, start)
@@ -137,6 +137,13 @@ func (m *mirror) round(cl *kgo.Client) (<-chan struct{}, error) {
 	if end <= cursor {
 		// Never expected from Read; failing (with backoff) beats spinning.
 		return nil, fmt.Errorf("read local log at %d: %d bytes but no whole batch", cursor, len(data))
+	}
+	var total int64
+	for _, sz := range sizes {
+		total += sz
+	}
+	if !m.link.limit.wait(ctx, total) {
+		return nil, ctx.Err()
 	}
 	next, perr := m.produce(cl, recs)
 	if perr == nil {

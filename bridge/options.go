@@ -57,6 +57,10 @@ type KafkaLinkOptions struct {
 	// ReadBytes bounds what one partition reads from the local log per
 	// round trip to the upstream; default 1 MiB.
 	ReadBytes int
+	// BandwidthBytesPerSec bounds the link's average upstream rate, in key
+	// and value bytes before compression, over all its partitions; 0 means
+	// no limit.
+	BandwidthBytesPerSec int64
 	// Compression is the upstream batch codec: none, gzip, snappy, lz4 or
 	// zstd (default). Local batches are decoded and re-batched, so the
 	// upstream codec does not depend on how records were stored.

@@ -137,7 +137,8 @@ func linkOptions(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *s
 		Name: spec.Name, Site: cfg.EdgeID, Seeds: seeds, ClientOpts: extra, Log: l, Topics: unique,
 		Destination: spec.Destination, Partitioning: bridge.Partitioning(spec.Partitioning),
 		BatchBytes: int32(spec.BatchBytes), Compression: spec.Compression, DeliveryTimeout: spec.DeliveryTimeout.D(),
-		Logger: lg.With("component", "bridge", "link", spec.Name),
+		BandwidthBytesPerSec: int64(spec.Bandwidth),
+		Logger:               lg.With("component", "bridge", "link", spec.Name),
 	}, nil
 }
 

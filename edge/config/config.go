@@ -61,6 +61,9 @@ type LinkSpec struct {
 	Compression string `yaml:"compression"`
 	// BatchBytes bounds an upstream record batch (default about 1MB).
 	BatchBytes Size `yaml:"batch_bytes"`
+	// Bandwidth bounds the average upstream rate of a Kafka link, in key
+	// and value bytes per second before compression; 0 means no limit.
+	Bandwidth Size `yaml:"bandwidth"`
 	// DeliveryTimeout bounds one attempt to deliver a round of records
 	// before the link backs off and resends (default 30s).
 	DeliveryTimeout Duration `yaml:"delivery_timeout"`

@@ -223,6 +223,9 @@ func (c *Config) Validate() error {
 		if l.BatchBytes < 0 || l.BatchBytes > 64<<20 {
 			bad(key+".batch_bytes", "%v is not between 0 and 64MiB", l.BatchBytes)
 		}
+		if l.Bandwidth < 0 {
+			bad(key+".bandwidth", "must not be negative")
+		}
 		if l.DeliveryTimeout < 0 {
 			bad(key+".delivery_timeout", "must not be negative")
 		}
