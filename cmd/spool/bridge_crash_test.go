@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// cutProxy forwards TCP connections to target and can cut all of them at
+// once, as a flaky uplink does.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	cuts   int
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go px.pipe(c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); px.cut() })
+	return px
+}
+
+func (px *cutProxy) pipe(c net.Conn) {
+	s, err := net.Dial("tcp", px.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	px.mu.Lock()
+	px.conns[c], px.conns[s] = true, true
+	px.mu.Unlock()
+	go func() { io.Copy(s, c); s.Close(); c.Close() }()
+	io.Copy(c, s)
+	c.Close()
+	s.Close()
+}
+
+func (px *cutProxy) cut() {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	for c := range px.conns {
+		c.Close()
+	}
+	px.conns = map[net.Conn]bool{}
+	px.cuts++
+}
+
+// TestBridgeCrash: devices publish while the uplink is cut at random and
+// spool serve itself is killed with SIGKILL, several times. Afterwards the
+// upstream holds every publish that got a PUBACK (nothing lost), and every
+// duplicate has the same origin offset as its original (identifiable).
+func TestBridgeCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills processes")
+	}
+	bin := buildSpool(t)
+	up, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	px := newCutProxy(t, up.ListenAddrs()[0])
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "spool.yaml", fmt.Sprintf(`edge_id: crash
+links:
+  - name: central
+    kafka: {brokers: ["%s"]}
+    topics: ["*"]
+    delivery_timeout: 2s
+`, px.ln.Addr()))
+	data := filepath.Join(dir, "data")
+
+	pub := &crashPublisher{id: "dev", topic: "devices/dev/temp", acked: map[uint64]bool{}}
+	for round := range 4 {
+		addr := freeAddr(t)
+		p := startServe(t, bin, nil, "--config", cfg, "--data", data, "--mqtt-addr", addr, "--http-addr", "off", "--log-format", "json")
+		p.waitTCP(addr, 15*time.Second)
+		cl := mqttConnect(t, addr, pub.id)
+		stop, giveUp := make(chan struct{}), make(chan struct{})
+		done := make(chan crashRound, 1)
+		go func() { done <- pub.publish(cl, stop, giveUp) }()
+		// Cut the uplink once or twice, then kill the appliance.
+		for range 1 + rand.IntN(2) {
+			time.Sleep(50*time.Millisecond + rand.N(150*time.Millisecond))
+			px.cut()
+		}
+		time.Sleep(rand.N(200 * time.Millisecond))
+		p.kill()
+		close(stop)
+		timer := time.AfterFunc(10*time.Second, func() { close(giveUp) })
+		r := <-done
+		timer.Stop()
+		cl.Disconnect(0)
+		t.Logf("round %d: %d published, %d acknowledged", round, r.published, r.acked)
+	}
+	if len(pub.acked) == 0 {
+		t.Fatal("nothing was acknowledged: the test checked nothing")
+	}
+
+	// The last start drains the backlog over an uplink left alone.
+	addr := freeAddr(t)
+	p := startServe(t, bin, nil, "--config", cfg, "--data", data, "--mqtt-addr", addr, "--http-addr", "off", "--log-format", "json")
+	p.waitTCP(addr, 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := kgo.NewClient(kgo.SeedBrokers(up.ListenAddrs()...), kgo.ConsumeTopics("crash.mqtt"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	offsetOf := map[string]string{} // payload → origin offset
+	seen := map[string]int{}
+	missing := func() int {
+		n := 0
+		for seq := range pub.acked {
+			if seen[pub.payload(seq)] == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	for missing() > 0 {
+		fs := c.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d acknowledged publishes never reached the upstream (proxy cut %d times)", missing(), len(pub.acked), px.cuts)
+		}
+		for _, r := range fs.Records() {
+			var origin string
+			for _, h := range r.Headers {
+				if h.Key == "spool.offset" {
+					origin = string(h.Value)
+				}
+			}
+			v := string(r.Value)
+			if prev, ok := offsetOf[v]; ok && prev != origin {
+				t.Fatalf("%s arrived with origin offsets %s and %s: a duplicate that cannot be told apart", v, prev, origin)
+			}
+			offsetOf[v] = origin
+			seen[v]++
+		}
+	}
+	dups := 0
+	for _, n := range seen {
+		dups += n - 1
+	}
+	t.Logf("%d acknowledged publishes all upstream (%d records, %d resends, proxy cut %d times)", len(pub.acked), len(seen), dups, px.cuts)
+	if code := p.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
+		t.Fatalf("spool exited %d after SIGTERM:\n%s", code, lastLines(p.output(), 30))
+	}
+}
