@@ -6,7 +6,10 @@
 // acknowledged every record below it. A crash or an outage therefore causes
 // resends, never a gap. Every mirrored record carries origin headers
 // (spool.edge, spool.topic, spool.partition, spool.offset) so upstream
-// consumers can recognise the resends.
+// consumers can recognise the resends. MQTTLink (MQTT 3.1.1, which has no
+// headers) says the origin through its topic template and, with its
+// Envelope option, a JSON envelope carrying the same four fields; without
+// the envelope a resend is recognisable only by its content.
 //
 // The cursor also pins the local partition's retention (Partition.Pin):
 // records a link has not mirrored are deleted only under an explicit

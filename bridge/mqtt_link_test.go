@@ -3,14 +3,23 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -618,5 +627,122 @@ func TestMQTTLinkNoPubackNoProgress(t *testing.T) {
 		if c := storedCursor(t, l, "up", ph.Topic, ph.Partition); c != -1 {
 			t.Fatalf("%s/%d: stored cursor %d without any PUBACK", ph.Topic, ph.Partition, c)
 		}
+	}
+}
+
+// TestMQTTLinkTLS mirrors over ssl:// to a mosquitto TLS listener with a
+// certificate the test made, trusted through MQTTLinkOptions.TLS.
+func TestMQTTLinkTLS(t *testing.T) {
+	plain := startMosquitto(t, false) // skips without mosquitto; also the subscriber's way in
+	plain.stop()
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	conf := fmt.Sprintf("per_listener_settings false\nallow_anonymous true\npersistence false\nlistener %d 127.0.0.1\nlistener %d 127.0.0.1\ncertfile %s\nkeyfile %s\n",
+		plain.port, tlsPort, certFile, keyFile)
+	if os.Geteuid() == 0 {
+		conf += "user root\n"
+	}
+	if err := os.WriteFile(filepath.Join(plain.dir, "mosquitto.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plain.start()
+
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+
+	l := newTestLog(t, spoollog.Options{})
+	tp := createTopic(t, l, "sensors", 1, nil)
+	sub := subscribe(t, plain.url(), "edge-1/#", false)
+	appendBatch(t, partition(t, tp, 0), 25, spoollog.CodecNone)
+	link := newTestMQTTLink(t, MQTTLinkOptions{Name: "up", Site: "edge-1", Broker: fmt.Sprintf("ssl://127.0.0.1:%d", tlsPort),
+		TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, Log: l, Topics: []string{"sensors"}})
+	runMQTTLink(t, link)
+	h := waitMQTTState(t, link, StateCaughtUp)
+	checkCursorsAtEnd(t, l, "up", h)
+	waitFor(t, "25 messages", func() bool { return len(sub.snapshot()) >= 25 })
+	for i, m := range sub.snapshot() {
+		if want := fmt.Sprintf("value %d of sensors/0", i); string(m.Payload()) != want || m.Topic() != "edge-1/sensors" {
+			t.Fatalf("message %d: %s %q, want edge-1/sensors %q", i, m.Topic(), m.Payload(), want)
+		}
+	}
+}
+
+// TestMQTTLinkPinAndGap: the link's cursor pins retention from the moment
+// it is built, and records deleted before it mirrored them are skipped,
+// counted as a gap and logged; everything after them is published.
+func TestMQTTLinkPinAndGap(t *testing.T) {
+	mq := startMosquitto(t, false)
+	l := newTestLog(t, spoollog.Options{})
+	held := partition(t, createTopic(t, l, "held", 1, smallSegments), 0)
+	for range 30 {
+		appendBatch(t, held, 1, spoollog.CodecNone)
+	}
+	g := partition(t, createTopic(t, l, "g", 1, nil), 0)
+	for range 10 {
+		appendBatch(t, g, 10, spoollog.CodecNone)
+	}
+	var logs testLogger
+	link := newTestMQTTLink(t, MQTTLinkOptions{Name: "p", Site: "edge-1", Broker: mq.url(), Log: l,
+		Topics: []string{"held", "g"}, Envelope: true, Logger: logs.logger()})
+	retainNothing(t, l, "held")
+	if s := held.LogStartOffset(); s != 0 {
+		t.Fatalf("retention deleted up to %d below the link's cursor 0", s)
+	}
+	if _, err := g.DeleteRecords(40); err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribe(t, mq.url(), "edge-1/#", false)
+	stop := runMQTTLink(t, link)
+	h := waitMQTTState(t, link, StateCaughtUp)
+	if h.Gaps != 40 || h.Records != 90 {
+		t.Fatalf("gaps %d records %d, want 40, 90", h.Gaps, h.Records)
+	}
+	if out := logs.String(); !strings.Contains(out, "records deleted before they were mirrored") || !strings.Contains(out, "lost=40") {
+		t.Fatalf("no gap warning in the log:\n%s", out)
+	}
+	checkCursorsAtEnd(t, l, "p", h)
+	local := map[string]map[int32][]spoollog.Record{"held": {0: localRecords(t, held)}, "g": {0: localRecords(t, g)}}
+	waitFor(t, "90 messages", func() bool { return len(sub.snapshot()) >= 90 })
+	offs := envelopeOffsets(t, sub.snapshot(), local)
+	if len(offs["held"][0]) != 30 || len(offs["g"][0]) != 60 || offs["g"][0][0] != 40 {
+		t.Fatalf("%d held and %d g messages, g from %v; want 30, 60 from 40", len(offs["held"][0]), len(offs["g"][0]), offs["g"][0][:1])
+	}
+	stop()
+	if err := l.Maintain(); err != nil {
+		t.Fatal(err)
+	}
+	if s := held.LogStartOffset(); s == 0 || s > 30 {
+		t.Fatalf("after mirroring, retention left the log start at %d; want it past 0", s)
 	}
 }
