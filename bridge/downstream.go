@@ -56,17 +56,19 @@ type KafkaDownstream struct {
 	lg     *slog.Logger
 	locals map[string]*spoollog.Topic
 
-	copied  atomic.Int64
-	dropped atomic.Int64 // records too large for their local topic
-	mu      sync.Mutex
-	lastErr string
-	errAt   time.Time
+	copied    atomic.Int64
+	committed atomic.Int64 // records whose upstream offsets are committed
+	dropped   atomic.Int64 // records too large for their local topic
+	mu        sync.Mutex
+	lastErr   string
+	errAt     time.Time
 }
 
 // DownstreamHealth is a snapshot of a downstream link.
 type DownstreamHealth struct {
 	Name        string    `json:"name"`
 	Copied      int64     `json:"copied"`
+	Committed   int64     `json:"committed"`
 	Dropped     int64     `json:"dropped"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
@@ -111,7 +113,7 @@ func NewKafkaDownstream(opts KafkaDownstreamOptions) (*KafkaDownstream, error) {
 func (d *KafkaDownstream) Health() DownstreamHealth {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return DownstreamHealth{Name: d.opts.Name, Copied: d.copied.Load(), Dropped: d.dropped.Load(), LastError: d.lastErr, LastErrorAt: d.errAt}
+	return DownstreamHealth{Name: d.opts.Name, Copied: d.copied.Load(), Committed: d.committed.Load(), Dropped: d.dropped.Load(), LastError: d.lastErr, LastErrorAt: d.errAt}
 }
 
 func (d *KafkaDownstream) fail(err error) {
@@ -167,10 +169,17 @@ func (d *KafkaDownstream) Run(ctx context.Context) error {
 			if !d.store(ctx, recs, &bo) {
 				break // shutting down: not committed, fetched again next time
 			}
-			if err := cl.CommitRecords(ctx, recs...); err != nil && ctx.Err() == nil {
+			// Stored: commit even while stopping, or a restart would copy
+			// these again. The commit is bounded on its own.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			err := cl.CommitRecords(cctx, recs...)
+			cancel()
+			if err != nil {
 				// Stored but not committed: resent after a restart.
 				d.fail(fmt.Errorf("commit upstream offsets: %w", err))
 				d.lg.Warn("committing downstream offsets failed", "error", err)
+			} else {
+				d.committed.Add(int64(len(recs)))
 			}
 		}
 		cl.AllowRebalance()

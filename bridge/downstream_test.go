@@ -81,7 +81,7 @@ func TestDownstreamCopiesCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := runDownstream(t, d)
-	waitFor(t, "6 records copied", func() bool { return len(allLocal(t, local)) == 6 })
+	waitFor(t, "6 records copied and committed", func() bool { return d.Health().Committed == 6 })
 	stop()
 
 	seen := map[string]bool{}
