@@ -73,6 +73,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Downstream []struct {
 			Name      string `json:"name"`
 			Copied    int64  `json:"copied"`
+			Committed int64  `json:"committed"`
 			Dropped   int64  `json:"dropped"`
 			LastError string `json:"last_error"`
 		} `json:"downstream"`
@@ -85,7 +86,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 0
 	}
 	for _, d := range st.Downstream {
-		fmt.Fprintf(stdout, "downstream %s: copied %d records, dropped %d (too large)\n", d.Name, d.Copied, d.Dropped)
+		fmt.Fprintf(stdout, "downstream %s: copied %d records (%d committed upstream), dropped %d (too large)\n", d.Name, d.Copied, d.Committed, d.Dropped)
 		if d.LastError != "" {
 			fmt.Fprintf(stdout, "  last error: %s\n", d.LastError)
 		}
