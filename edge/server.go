@@ -206,6 +206,9 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 		if ready != nil {
 			ready()
 		}
+		// Opening a large data directory and binding the listeners leave
+		// garbage behind; hand it back before settling in.
+		debug.FreeOSMemory()
 		select {
 		case <-ctx.Done():
 		case err = <-httpDone:
