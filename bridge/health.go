@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -68,22 +67,11 @@ type PartitionHealth struct {
 // Health returns the link's current state. It is safe to call at any time,
 // including before Run and after it returned.
 func (k *KafkaLink) Health() Health {
-	now := time.Now()
-	h := Health{Link: k.opts.Name}
-	failing, draining := false, false
-	for _, m := range k.mirrors {
-		ph := m.health(now, k.opts.StallTimeout)
-		h.Partitions = append(h.Partitions, ph)
-		h.Lag += ph.Lag
-		h.Records += ph.Records
-		h.Bytes += ph.Bytes
-		h.Gaps += ph.Gaps
-		if ph.LastErrorAt.After(h.LastErrorAt) {
-			h.LastError, h.LastErrorAt = ph.LastError, ph.LastErrorAt
-		}
-		failing = failing || ph.Failing || ph.Stalled
-		draining = draining || ph.Lag > 0
+	parts := make([]*partState, len(k.mirrors))
+	for i, m := range k.mirrors {
+		parts[i] = &m.partState
 	}
+	h, failing, draining := sumPartitions(k.opts.Name, parts, time.Now(), k.opts.StallTimeout)
 	k.mu.Lock()
 	connected, setupErr, setupErrAt := k.connected, k.setupErr, k.setupErrAt
 	upErr, upErrAt, upOKAt := k.upErr, k.upErrAt, k.upOKAt
@@ -112,36 +100,4 @@ func (k *KafkaLink) Health() Health {
 		h.State = StateCaughtUp
 	}
 	return h
-}
-
-// health snapshots one partition.
-func (m *mirror) health(now time.Time, stall time.Duration) PartitionHealth {
-	hw := m.p.HighWatermark()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ph := PartitionHealth{
-		Topic:         m.topic,
-		Partition:     m.p.ID(),
-		Destination:   m.dest,
-		Cursor:        m.cursor,
-		HighWatermark: hw,
-		Lag:           max(hw-m.cursor, 0),
-		Records:       m.records,
-		Bytes:         m.bytes,
-		Gaps:          m.gaps,
-		Failing:       m.failing,
-		LastProgress:  m.progressAt,
-		LastErrorAt:   m.lastErrAt,
-	}
-	if m.lastErr != nil {
-		ph.LastError = m.lastErr.Error()
-	}
-	if ph.Lag > 0 && !m.waiting && !m.progressAt.IsZero() && now.Sub(m.progressAt) > stall {
-		ph.Stalled = true
-		if !ph.Failing {
-			ph.LastError = fmt.Sprintf("no progress for %v with %d records waiting", now.Sub(m.progressAt).Round(time.Millisecond), ph.Lag)
-			ph.LastErrorAt = now
-		}
-	}
-	return ph
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -25,52 +24,25 @@ const (
 )
 
 // mirror copies one local partition upstream. Its goroutine (run) owns the
-// reading and producing; the fields under mu are shared with Health.
+// reading and producing; partState is shared with Health.
 type mirror struct {
-	link  *KafkaLink
-	p     *spoollog.Partition
-	topic string // local
-	dest  string // upstream
-	key   string // cursor key
-	lg    *slog.Logger
+	partState
+	link *KafkaLink
 
 	// originTopic and originPartition are the header values every record
 	// of this partition carries; built once.
 	originTopic, originPartition []byte
-
-	// mu guards the fields below. run writes them; Health reads them.
-	mu         sync.Mutex
-	cursor     int64 // next offset to mirror; all below are acknowledged
-	records    int64
-	bytes      int64
-	gaps       int64
-	progressAt time.Time // last ack, or when a wait for new data began or ended
-	waiting    bool      // run waits for new data (Notify): never stalled
-	failing    bool      // an attempt failed and none succeeded since
-	lastErr    error
-	lastErrAt  time.Time
 }
 
 func newMirror(k *KafkaLink, p *spoollog.Partition, topic, dest string) (*mirror, error) {
 	m := &mirror{
 		link:            k,
-		p:               p,
-		topic:           topic,
-		dest:            dest,
-		key:             cursorKey(topic, p.ID()),
-		lg:              k.lg.With("topic", topic, "partition", p.ID()),
 		originTopic:     []byte(topic),
 		originPartition: []byte(strconv.FormatInt(int64(p.ID()), 10)),
 	}
-	c, err := loadCursor(k.opts.Log.Meta(), k.ns, m.key)
-	if err != nil {
+	if err := m.init(k.opts.Log.Meta(), k.ns, p, topic, dest, k.lg); err != nil {
 		return nil, fmt.Errorf("bridge link %s: %w", k.opts.Name, err)
 	}
-	if c < 0 {
-		c = p.LogStartOffset()
-	}
-	m.cursor = c
-	p.Pin(k.ns, c)
 	return m, nil
 }
 
@@ -81,9 +53,7 @@ func newMirror(k *KafkaLink, p *spoollog.Partition, topic, dest string) (*mirror
 func (m *mirror) run(ctx context.Context, cl *kgo.Client) {
 	o := &m.link.opts
 	bo := backoff{min: o.BackoffMin, max: o.BackoffMax}
-	m.mu.Lock()
-	m.progressAt = time.Now()
-	m.mu.Unlock()
+	m.markStart()
 	for ctx.Err() == nil {
 		idle, err := m.round(ctx, cl)
 		switch {
@@ -255,65 +225,4 @@ func (m *mirror) produce(cl *kgo.Client, recs []pending) (int64, error) {
 	}
 	wg.Wait()
 	return failedAt, failedErr
-}
-
-// advance stores the cursor, then moves the retention pin to it: in that
-// order, retention never deletes a record a restarted link would resend.
-// progressed says whether anything was acknowledged.
-func (m *mirror) advance(next, records, bytes int64, progressed bool) error {
-	var err error
-	if next != m.getCursor() {
-		err = m.link.opts.Log.Meta().PutCursor(m.link.ns, m.key, encodeCursor(next))
-		// On a store error the in-memory cursor still advances: the
-		// records were acknowledged, and a restart resends them.
-		m.p.Pin(m.link.ns, next)
-	}
-	now := time.Now()
-	m.mu.Lock()
-	m.cursor = next
-	m.records += records
-	m.bytes += bytes
-	if progressed {
-		m.progressAt = now
-		if m.failing {
-			m.lg.Info("mirroring recovered", "cursor", next)
-		}
-		m.failing = false
-	}
-	m.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("store cursor %d: %w", next, err)
-	}
-	return nil
-}
-
-// skipGap moves a cursor that fell below the log start (records deleted
-// under drop_oldest or by DeleteRecords before they were mirrored) to the
-// start, counting and logging the lost offsets: never silently.
-func (m *mirror) skipGap(cursor, start int64) error {
-	m.lg.Warn("records deleted before they were mirrored", "from", cursor, "to", start, "lost", start-cursor)
-	m.mu.Lock()
-	m.gaps += start - cursor
-	m.mu.Unlock()
-	return m.advance(start, 0, 0, false)
-}
-
-// setWaiting marks the wait for new data. Waiting is not a stall: the
-// clock for StallTimeout starts when the wait ends, as new data arrived.
-func (m *mirror) setWaiting(w bool) {
-	m.mu.Lock()
-	m.waiting, m.progressAt = w, time.Now()
-	m.mu.Unlock()
-}
-
-func (m *mirror) fail(err error) {
-	m.mu.Lock()
-	m.failing, m.lastErr, m.lastErrAt = true, err, time.Now()
-	m.mu.Unlock()
-}
-
-func (m *mirror) getCursor() int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cursor
 }

@@ -282,22 +282,11 @@ func (l *MQTTLink) noteUpstream(err error) {
 
 // Health returns the link's current state; safe at any time.
 func (l *MQTTLink) Health() Health {
-	now := time.Now()
-	h := Health{Link: l.opts.Name}
-	failing, draining := false, false
-	for _, m := range l.mirrors {
-		ph := m.health(now, l.opts.StallTimeout)
-		h.Partitions = append(h.Partitions, ph)
-		h.Lag += ph.Lag
-		h.Records += ph.Records
-		h.Bytes += ph.Bytes
-		h.Gaps += ph.Gaps
-		if ph.LastErrorAt.After(h.LastErrorAt) {
-			h.LastError, h.LastErrorAt = ph.LastError, ph.LastErrorAt
-		}
-		failing = failing || ph.Failing || ph.Stalled
-		draining = draining || ph.Lag > 0
+	parts := make([]*partState, len(l.mirrors))
+	for i, m := range l.mirrors {
+		parts[i] = &m.partState
 	}
+	h, failing, draining := sumPartitions(l.opts.Name, parts, time.Now(), l.opts.StallTimeout)
 	l.mu.Lock()
 	connected, ever, upErr, upErrAt, upOKAt := l.connected, l.ever, l.upErr, l.upErrAt, l.upOKAt
 	l.mu.Unlock()
@@ -320,54 +309,28 @@ func (l *MQTTLink) Health() Health {
 	return h
 }
 
-// mqttMirror copies one local partition upstream; its fields under mu are
-// shared with Health, the rest belong to the goroutine running run.
+// mqttMirror copies one local partition upstream; partState is shared
+// with Health, the rest belongs to the goroutine running run.
 type mqttMirror struct {
-	link  *MQTTLink
-	p     *spoollog.Partition
-	topic string
-	dest  string // the template expanded but for {key}
-	key   string
-	lg    *slog.Logger
-
-	mu         sync.Mutex
-	cursor     int64
-	records    int64
-	bytes      int64
-	gaps       int64
-	progressAt time.Time
-	waiting    bool
-	failing    bool
-	lastErr    error
-	lastErrAt  time.Time
+	partState
+	link *MQTTLink
 }
 
 func newMQTTMirror(l *MQTTLink, p *spoollog.Partition, topic string) (*mqttMirror, error) {
+	// The destination is the template expanded but for {key}.
 	dest := strings.NewReplacer("{site}", l.opts.Site, "{topic}", topic,
 		"{partition}", fmt.Sprint(p.ID())).Replace(l.opts.Topic)
-	m := &mqttMirror{
-		link: l, p: p, topic: topic, dest: dest,
-		key: cursorKey(topic, p.ID()),
-		lg:  l.lg.With("topic", topic, "partition", p.ID()),
-	}
-	c, err := loadCursor(l.opts.Log.Meta(), l.ns, m.key)
-	if err != nil {
+	m := &mqttMirror{link: l}
+	if err := m.init(l.opts.Log.Meta(), l.ns, p, topic, dest, l.lg); err != nil {
 		return nil, fmt.Errorf("bridge link %s: %w", l.opts.Name, err)
 	}
-	if c < 0 {
-		c = p.LogStartOffset()
-	}
-	m.cursor = c
-	p.Pin(l.ns, c)
 	return m, nil
 }
 
 // run mirrors over one connection until it fails (the error) or ctx
 // (Run's) or conn (the connection's) ends (nil).
 func (m *mqttMirror) run(ctx, conn context.Context, cl mqtt.Client) error {
-	m.mu.Lock()
-	m.progressAt = time.Now()
-	m.mu.Unlock()
+	m.markStart()
 	for conn.Err() == nil {
 		idle, err := m.round(ctx, conn, cl)
 		if err != nil {
@@ -562,79 +525,4 @@ func (m *mqttMirror) message(r spoollog.Record) (string, []byte, error) {
 	}
 	payload, err := json.Marshal(env)
 	return topic, payload, err
-}
-
-// advance stores the cursor, then moves the pin, as mirror.advance does.
-func (m *mqttMirror) advance(next, records, bytes int64, progressed bool) error {
-	var err error
-	if next != m.getCursor() {
-		err = m.link.opts.Log.Meta().PutCursor(m.link.ns, m.key, encodeCursor(next))
-		m.p.Pin(m.link.ns, next)
-	}
-	now := time.Now()
-	m.mu.Lock()
-	m.cursor = next
-	m.records += records
-	m.bytes += bytes
-	if progressed {
-		m.progressAt = now
-		if m.failing {
-			m.lg.Info("mirroring recovered", "cursor", next)
-		}
-		m.failing = false
-	}
-	m.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("store cursor %d: %w", next, err)
-	}
-	return nil
-}
-
-func (m *mqttMirror) skipGap(cursor, start int64) error {
-	m.lg.Warn("records deleted before they were mirrored", "from", cursor, "to", start, "lost", start-cursor)
-	m.mu.Lock()
-	m.gaps += start - cursor
-	m.mu.Unlock()
-	return m.advance(start, 0, 0, false)
-}
-
-func (m *mqttMirror) setWaiting(w bool) {
-	m.mu.Lock()
-	m.waiting, m.progressAt = w, time.Now()
-	m.mu.Unlock()
-}
-
-func (m *mqttMirror) fail(err error) {
-	m.mu.Lock()
-	m.failing, m.lastErr, m.lastErrAt = true, err, time.Now()
-	m.mu.Unlock()
-}
-
-func (m *mqttMirror) getCursor() int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cursor
-}
-
-func (m *mqttMirror) health(now time.Time, stall time.Duration) PartitionHealth {
-	hw := m.p.HighWatermark()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ph := PartitionHealth{
-		Topic: m.topic, Partition: m.p.ID(), Destination: m.dest,
-		Cursor: m.cursor, HighWatermark: hw, Lag: max(hw-m.cursor, 0),
-		Records: m.records, Bytes: m.bytes, Gaps: m.gaps,
-		Failing: m.failing, LastProgress: m.progressAt, LastErrorAt: m.lastErrAt,
-	}
-	if m.lastErr != nil {
-		ph.LastError = m.lastErr.Error()
-	}
-	if ph.Lag > 0 && !m.waiting && !m.progressAt.IsZero() && now.Sub(m.progressAt) > stall {
-		ph.Stalled = true
-		if !ph.Failing {
-			ph.LastError = fmt.Sprintf("no progress for %v with %d records waiting", now.Sub(m.progressAt).Round(time.Millisecond), ph.Lag)
-			ph.LastErrorAt = now
-		}
-	}
-	return ph
 }

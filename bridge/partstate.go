@@ -1,0 +1,163 @@
+package bridge
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	spoollog "github.com/spoolmq/spool/log"
+)
+
+// partState is what every kind of link keeps for one mirrored partition:
+// the cursor and its retention pin, the counters, and the failure and
+// progress marks Health reads. The link's goroutine for the partition
+// writes it; Health reads it under mu.
+type partState struct {
+	p           *spoollog.Partition
+	meta        *spoollog.Meta
+	ns, key     string // cursor namespace (also the pin's name) and key
+	topic, dest string // local topic, upstream destination
+	lg          *slog.Logger
+
+	mu         sync.Mutex
+	cursor     int64 // next offset to mirror; all below are acknowledged
+	records    int64
+	bytes      int64
+	gaps       int64
+	progressAt time.Time // last ack, or when a wait for new data began or ended
+	waiting    bool      // waits for new data (Notify): never stalled
+	failing    bool      // an attempt failed and none succeeded since
+	lastErr    error
+	lastErrAt  time.Time
+}
+
+// initPartState loads the stored cursor (a partition never mirrored starts
+// at its log start) and pins retention at it.
+func (s *partState) init(meta *spoollog.Meta, ns string, p *spoollog.Partition, topic, dest string, lg *slog.Logger) error {
+	*s = partState{p: p, meta: meta, ns: ns, key: cursorKey(topic, p.ID()), topic: topic, dest: dest,
+		lg: lg.With("topic", topic, "partition", p.ID())}
+	c, err := loadCursor(meta, ns, s.key)
+	if err != nil {
+		return err
+	}
+	if c < 0 {
+		c = p.LogStartOffset()
+	}
+	s.cursor = c
+	p.Pin(ns, c)
+	return nil
+}
+
+// advance stores the cursor, then moves the retention pin to it: in that
+// order, retention never deletes a record a restarted link would resend.
+// progressed says whether anything was acknowledged.
+func (s *partState) advance(next, records, bytes int64, progressed bool) error {
+	var err error
+	if next != s.getCursor() {
+		err = s.meta.PutCursor(s.ns, s.key, encodeCursor(next))
+		// On a store error the in-memory cursor still advances: the
+		// records were acknowledged, and a restart resends them.
+		s.p.Pin(s.ns, next)
+	}
+	now := time.Now()
+	s.mu.Lock()
+	s.cursor = next
+	s.records += records
+	s.bytes += bytes
+	if progressed {
+		s.progressAt = now
+		if s.failing {
+			s.lg.Info("mirroring recovered", "cursor", next)
+		}
+		s.failing = false
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("store cursor %d: %w", next, err)
+	}
+	return nil
+}
+
+// skipGap moves a cursor that fell below the log start (records deleted
+// under drop_oldest or by DeleteRecords before they were mirrored) to the
+// start, counting and logging the lost offsets: never silently.
+func (s *partState) skipGap(cursor, start int64) error {
+	s.lg.Warn("records deleted before they were mirrored", "from", cursor, "to", start, "lost", start-cursor)
+	s.mu.Lock()
+	s.gaps += start - cursor
+	s.mu.Unlock()
+	return s.advance(start, 0, 0, false)
+}
+
+// setWaiting marks the wait for new data. Waiting is not a stall: the
+// clock for StallTimeout starts when the wait ends, as new data arrived.
+func (s *partState) setWaiting(w bool) {
+	s.mu.Lock()
+	s.waiting, s.progressAt = w, time.Now()
+	s.mu.Unlock()
+}
+
+// markStart starts the stall clock when a run begins.
+func (s *partState) markStart() {
+	s.mu.Lock()
+	s.progressAt = time.Now()
+	s.mu.Unlock()
+}
+
+func (s *partState) fail(err error) {
+	s.mu.Lock()
+	s.failing, s.lastErr, s.lastErrAt = true, err, time.Now()
+	s.mu.Unlock()
+}
+
+func (s *partState) getCursor() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cursor
+}
+
+// health snapshots the partition.
+func (s *partState) health(now time.Time, stall time.Duration) PartitionHealth {
+	hw := s.p.HighWatermark()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ph := PartitionHealth{
+		Topic: s.topic, Partition: s.p.ID(), Destination: s.dest,
+		Cursor: s.cursor, HighWatermark: hw, Lag: max(hw-s.cursor, 0),
+		Records: s.records, Bytes: s.bytes, Gaps: s.gaps,
+		Failing: s.failing, LastProgress: s.progressAt, LastErrorAt: s.lastErrAt,
+	}
+	if s.lastErr != nil {
+		ph.LastError = s.lastErr.Error()
+	}
+	if ph.Lag > 0 && !s.waiting && !s.progressAt.IsZero() && now.Sub(s.progressAt) > stall {
+		ph.Stalled = true
+		if !ph.Failing {
+			ph.LastError = fmt.Sprintf("no progress for %v with %d records waiting", now.Sub(s.progressAt).Round(time.Millisecond), ph.Lag)
+			ph.LastErrorAt = now
+		}
+	}
+	return ph
+}
+
+// sumPartitions adds the partitions up into a link's Health (state left
+// for the link to decide) and reports whether any is failing or stalled,
+// and whether any has lag.
+func sumPartitions(name string, parts []*partState, now time.Time, stall time.Duration) (h Health, failing, draining bool) {
+	h = Health{Link: name}
+	for _, s := range parts {
+		ph := s.health(now, stall)
+		h.Partitions = append(h.Partitions, ph)
+		h.Lag += ph.Lag
+		h.Records += ph.Records
+		h.Bytes += ph.Bytes
+		h.Gaps += ph.Gaps
+		if ph.LastErrorAt.After(h.LastErrorAt) {
+			h.LastError, h.LastErrorAt = ph.LastError, ph.LastErrorAt
+		}
+		failing = failing || ph.Failing || ph.Stalled
+		draining = draining || ph.Lag > 0
+	}
+	return h, failing, draining
+}
