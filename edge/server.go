@@ -21,17 +21,19 @@ import (
 	"github.com/spoolmq/spool/edge/metrics"
 	"github.com/spoolmq/spool/edge/mqtt"
 	spoollog "github.com/spoolmq/spool/log"
+	"github.com/spoolmq/spool/sensors"
 )
 
 // Server is a running appliance.
 type Server struct {
-	cfg    config.Config
-	lg     *slog.Logger
-	log    *spoollog.Log
-	broker *mqtt.Broker
-	kafka  *kafka.Server
-	links  *links
-	reg    *metrics.Registry
+	cfg     config.Config
+	lg      *slog.Logger
+	log     *spoollog.Log
+	broker  *mqtt.Broker
+	kafka   *kafka.Server
+	links   *links
+	sensors *sensors.Manager
+	reg     *metrics.Registry
 
 	httpAddr atomic.Pointer[net.Addr]
 	stopping atomic.Bool
@@ -63,6 +65,19 @@ func Open(cfg config.Config, lg *slog.Logger) (s *Server, err error) {
 		return nil, err
 	}
 	registerBridgeMetrics(s.reg, s.links)
+	var onReading func(sensors.Reading)
+	if cfg.HomeAssistant.Discovery {
+		publish := func(topic string, payload []byte, retain bool) error {
+			return s.broker.Publish(topic, payload, 1, retain)
+		}
+		onReading = newHomeAssistant(cfg, publish, lg.With("component", "homeassistant")).reading
+	}
+	if s.sensors, err = newSensors(cfg, l, onReading, lg.With("component", "sensors")); err != nil {
+		return nil, err
+	}
+	if s.sensors != nil {
+		registerSensorMetrics(s.reg, s.sensors)
+	}
 	if cfg.MQTT.Addr != "" || cfg.MQTT.TLS.Addr != "" || cfg.MQTT.WebSocket != "" {
 		s.broker, err = mqtt.New(mqtt.Options{
 			MQTT:           cfg.MQTT,
@@ -132,6 +147,7 @@ func declareTopics(l *spoollog.Log, cfg config.Config, lg *slog.Logger) error {
 			routed = append(routed, d.To)
 		}
 	}
+	routed = append(routed, cfg.SensorTopics()...)
 	if len(cfg.Routes) == 0 && (cfg.MQTT.Addr != "" || cfg.MQTT.TLS.Addr != "" || cfg.MQTT.WebSocket != "") {
 		routed = append(routed, mqtt.DefaultTopic)
 	}
@@ -140,7 +156,7 @@ func declareTopics(l *spoollog.Log, cfg config.Config, lg *slog.Logger) error {
 			if _, err := l.CreateTopic(name, spoollog.DefaultTopicConfig()); err != nil && !errors.Is(err, spoollog.ErrTopicExists) {
 				return err
 			}
-			lg.Info("topic created for a route, egress or downstream link", "topic", name)
+			lg.Info("topic created for a route, egress, downstream link, sensor or actuator", "topic", name)
 		}
 	}
 	return nil
@@ -202,6 +218,17 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 			}()
 		}
 	}
+	// Sensors start once the listeners are bound: their first readings
+	// may be published to MQTT (Home Assistant) at once.
+	sensorsDone := make(chan struct{})
+	if err == nil && s.sensors != nil {
+		go func() {
+			defer close(sensorsDone)
+			s.sensors.Run(ctx)
+		}()
+	} else {
+		close(sensorsDone)
+	}
 	if err == nil {
 		if ready != nil {
 			ready()
@@ -218,6 +245,9 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 	s.stopping.Store(true)
 	cancel()
 	s.lg.Info("shutting down")
+	// Readings being stored and commands being applied finish first (and
+	// may still be published to MQTT).
+	<-sensorsDone
 	if httpSrv != nil {
 		// Long polls and streams end with ctx; produce requests finish.
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -267,6 +297,7 @@ func (s *Server) startHTTP(ctx context.Context) (*http.Server, <-chan error, err
 		Logger:   s.lg.With("component", "http"),
 		Context:  ctx,
 		Bridge:   func() any { return map[string]any{"links": s.links.health(), "downstream": s.links.downHealth()} },
+		Sensors:  func() any { return sensorState(s.sensors) },
 		Ready: func() error {
 			if s.stopping.Load() {
 				return errors.New("shutting down")

@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -20,30 +17,14 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 	fs := newFlagSet("spool bridge status", stderr)
-	def := os.Getenv("SPOOL_HTTP_ADDR")
-	if def == "" {
-		def = "127.0.0.1:8080"
-	}
-	addr := fs.String("http", def, "the HTTP address of the running spool serve (env SPOOL_HTTP_ADDR)")
+	addr := httpAddrFlag(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON as it is")
 	if code := parseFlags(fs, args[1:]); code >= 0 {
 		return code
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	url := "http://" + strings.TrimPrefix(*addr, "http://") + "/api/v1/bridge"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, url, err := apiGet(ctx, *addr, "/api/v1/bridge")
 	if err != nil {
 		return fail(stderr, "%v", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fail(stderr, "no spool answering at %s: %v", *addr, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return fail(stderr, "%s: %s %s %v", url, resp.Status, strings.TrimSpace(string(body)), err)
 	}
 	if *asJSON {
 		stdout.Write(body)

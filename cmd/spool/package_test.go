@@ -163,7 +163,7 @@ func TestDebianPackage(t *testing.T) {
 
 	// Maintainer scripts: valid sh; the user, group and data directory.
 	for script, wants := range map[string][]string{
-		"preinst":  {"groupadd --system spool", "useradd --system --gid spool --home-dir /var/lib/spool", "groupadd --system gpio"},
+		"preinst":  {"groupadd --system spool", "useradd --system --gid spool --home-dir /var/lib/spool", "groupadd --system gpio", "groupadd --system i2c"},
 		"postinst": {"install -d -o spool -g spool -m 0750 /var/lib/spool", "systemctl daemon-reload"},
 		"prerm":    {"systemctl disable --now spool"},
 		"postrm":   {"systemctl daemon-reload"},
@@ -229,7 +229,7 @@ func verifyUnit(t *testing.T, unit, bin string) {
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
-	for _, want := range []string{"Type=notify", "WatchdogSec=", "Restart=on-failure", "User=spool", "SupplementaryGroups=gpio",
+	for _, want := range []string{"Type=notify", "WatchdogSec=", "Restart=on-failure", "User=spool", "SupplementaryGroups=gpio i2c",
 		"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/spool", "StateDirectory=spool", "LimitNOFILE="} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(want)).MatchString(text) {
 			t.Errorf("the unit lacks %s", want)
@@ -247,7 +247,7 @@ func verifyUnit(t *testing.T, unit, bin string) {
 // TestMaintainerScripts runs the package's preinst and postinst (as dpkg
 // would on install, then again on upgrade) with the system tools they call
 // replaced by fakes that record each call: a fresh install creates the
-// spool group and system user and the gpio group, then the data directory
+// spool group and system user and the gpio and i2c groups, then the data directory
 // owned by spool and the config's group; an upgrade, where they exist,
 // creates nothing again.
 func TestMaintainerScripts(t *testing.T) {
@@ -294,6 +294,7 @@ func TestMaintainerScripts(t *testing.T) {
 		"groupadd --system spool\n",
 		"useradd --system --gid spool --home-dir /var/lib/spool --no-create-home --shell /usr/sbin/nologin --comment Spool edge event broker spool\n",
 		"groupadd --system gpio\n",
+		"groupadd --system i2c\n",
 	} {
 		if !strings.Contains(pre, want) {
 			t.Errorf("fresh preinst did not run %q; calls:\n%s", want, pre)

@@ -23,6 +23,7 @@ func commands() []command {
 		{"log", "inspect a data directory offline: dump, verify, repair", runLog},
 		{"bench", "measure the log: spool bench log", runBench},
 		{"bridge", "show the upstream links of a running spool: spool bridge status", runBridge},
+		{"sensors", "show the sensors and actuators of a running spool: spool sensors list", runSensors},
 		{"passwd", "hash a password read from stdin for auth.users[].password_hash", func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return runPasswd(ctx, args, stdin, stdout, stderr)
 		}},

@@ -41,6 +41,23 @@ type Config struct {
 	// and the spool.edge header of every mirrored record.
 	EdgeID string     `yaml:"edge_id"`
 	Links  []LinkSpec `yaml:"links"`
+
+	// Sensors wired to the board (or simulated) whose readings become
+	// records; Actuators are GPIO outputs driven by command records.
+	Sensors   []SensorSpec   `yaml:"sensors"`
+	Actuators []ActuatorSpec `yaml:"actuators"`
+	// HomeAssistant announces the sensors to Home Assistant over the
+	// embedded MQTT broker (MQTT discovery).
+	HomeAssistant HomeAssistantConfig `yaml:"home_assistant"`
+}
+
+// HomeAssistantConfig is Home Assistant's MQTT discovery for the sensors:
+// a retained config message per sensor value under DiscoveryPrefix, and
+// each stored reading retained on StatePrefix/<node>/<sensor>/state.
+type HomeAssistantConfig struct {
+	Discovery       bool   `yaml:"discovery"`
+	DiscoveryPrefix string `yaml:"discovery_prefix"`
+	StatePrefix     string `yaml:"state_prefix"`
 }
 
 // LinkSpec mirrors local topics to an upstream Kafka cluster, or to an
@@ -289,6 +306,7 @@ func Default() Config {
 		Data:             "./spool-data",
 		MaintainInterval: Duration(30 * time.Second),
 		MemoryLimit:      128 << 20,
+		HomeAssistant:    HomeAssistantConfig{DiscoveryPrefix: "homeassistant", StatePrefix: "spool"},
 		Log:              LogConfig{Format: "text", Level: "info"},
 		MQTT: MQTTConfig{
 			Addr:          "127.0.0.1:1883",

@@ -20,6 +20,10 @@ const (
 	bridgePath = "../../configs/bridge.yaml"
 	// bridgeMQTTPath documents the MQTT upstream of links.
 	bridgeMQTTPath = "../../configs/bridge-mqtt.yaml"
+	// sensorsPath documents the sensors and actuators; sensorsSimPath is
+	// the demo that runs anywhere.
+	sensorsPath    = "../../configs/sensors.yaml"
+	sensorsSimPath = "../../configs/sensors-sim.yaml"
 )
 
 // TestExampleConfig loads the annotated example the way spool serve does
@@ -85,7 +89,7 @@ func TestExampleConfig(t *testing.T) {
 // there.
 func TestExampleConfigHasEveryKey(t *testing.T) {
 	have := map[string]bool{}
-	for _, path := range []string{examplePath, bridgePath, bridgeMQTTPath} {
+	for _, path := range []string{examplePath, bridgePath, bridgeMQTTPath, sensorsPath, sensorsSimPath} {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -109,7 +113,7 @@ func TestExampleConfigHasEveryKey(t *testing.T) {
 	}
 	slices.Sort(missing)
 	if len(missing) > 0 {
-		t.Errorf("%s and %s lack these keys:\n%s", examplePath, bridgePath, strings.Join(missing, "\n"))
+		t.Errorf("the example configs lack these keys:\n%s", strings.Join(missing, "\n"))
 	}
 }
 

@@ -257,6 +257,8 @@ func (c *Config) Validate() error {
 			bad(key+".key", "%v", err)
 		}
 	}
+	c.validateSensors(bad)
+	c.validateHomeAssistant(bad)
 	return errors.Join(errs...)
 }
 

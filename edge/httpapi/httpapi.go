@@ -61,6 +61,9 @@ type Options struct {
 	// Bridge, when set, is the state of the bridge links that
 	// GET /api/v1/bridge returns (as JSON: {"links": [...], "downstream": [...]}).
 	Bridge func() any
+	// Sensors, when set, is the state of the sensors and actuators that
+	// GET /api/v1/sensors returns ({"sensors": [...], "actuators": [...]}).
+	Sensors func() any
 	// Context, when set, ends long polls and event streams when it is
 	// done. http.Server.Shutdown waits for running handlers without
 	// cancelling them, so pass the context whose cancellation starts the
@@ -116,6 +119,7 @@ func New(opts Options) http.Handler {
 	a.handle("POST /api/v1/topics/{topic}/records", routeProduce, true, a.produce)
 	a.handle("GET /api/v1/topics/{topic}/partitions/{partition}/records", routeRead, false, a.read)
 	a.handle("GET /api/v1/bridge", routeBridge, false, a.bridge)
+	a.handle("GET /api/v1/sensors", routeSensors, false, a.sensors)
 
 	// Paths that exist with other methods: a JSON 405 rather than the
 	// mux's plain text one. Unknown API paths: a JSON 404.
@@ -143,6 +147,15 @@ func (a *api) bridge(w http.ResponseWriter, r *http.Request) {
 	var st any = map[string]any{"links": []any{}, "downstream": []any{}}
 	if a.opts.Bridge != nil {
 		st = a.opts.Bridge()
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// sensors returns the sensors' state as Options.Sensors gives it.
+func (a *api) sensors(w http.ResponseWriter, r *http.Request) {
+	var st any = map[string]any{"sensors": []any{}, "actuators": []any{}}
+	if a.opts.Sensors != nil {
+		st = a.opts.Sensors()
 	}
 	writeJSON(w, http.StatusOK, st)
 }
@@ -317,10 +330,11 @@ const (
 	routeProduce
 	routeRead
 	routeBridge
+	routeSensors
 	numRoutes
 )
 
-var routeNames = [numRoutes]string{"healthz", "readyz", "metrics", "topics", "topic", "produce", "read", "bridge"}
+var routeNames = [numRoutes]string{"healthz", "readyz", "metrics", "topics", "topic", "produce", "read", "bridge", "sensors"}
 
 // requestCounts counts responses per route and status class, lock-free.
 type requestCounts [numRoutes][5]atomic.Uint64

@@ -146,27 +146,10 @@ func (b *Broker) follow(e *egress, p *spoollog.Partition) {
 // deliverBatches delivers the records at or after offset in data (whole
 // batches) and returns the offset after them.
 func (b *Broker) deliverBatches(e *egress, p *spoollog.Partition, data []byte, offset int64, lg *slog.Logger) (int64, error) {
-	next := offset
-	for len(data) > 0 {
-		h, err := spoollog.ParseBatchHeader(data)
-		if err != nil {
-			return next, err
-		}
-		_, recs, err := spoollog.DecodeRecords(data[:h.Size()])
-		if err != nil {
-			return next, err
-		}
-		data = data[h.Size():]
-		if !h.Control() {
-			for _, r := range recs {
-				if r.Offset >= offset {
-					b.deliverRecord(e, p, r, lg)
-				}
-			}
-		}
-		next = max(next, h.LastOffset()+1)
-	}
-	return next, nil
+	return spoollog.EachRecord(data, offset, func(r spoollog.Record) error {
+		b.deliverRecord(e, p, r, lg)
+		return nil
+	})
 }
 
 func (b *Broker) deliverRecord(e *egress, p *spoollog.Partition, r spoollog.Record, lg *slog.Logger) {
