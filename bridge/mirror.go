@@ -27,7 +27,8 @@ const (
 // reading and producing; partState is shared with Health.
 type mirror struct {
 	partState
-	link *KafkaLink
+	link     *KafkaLink
+	priority int // of its topic, for the bandwidth limit
 
 	// originTopic and originPartition are the header values every record
 	// of this partition carries; built once.
@@ -37,6 +38,7 @@ type mirror struct {
 func newMirror(k *KafkaLink, p *spoollog.Partition, topic, dest string) (*mirror, error) {
 	m := &mirror{
 		link:            k,
+		priority:        k.opts.Priorities[topic],
 		originTopic:     []byte(topic),
 		originPartition: []byte(strconv.FormatInt(int64(p.ID()), 10)),
 	}
@@ -112,7 +114,8 @@ func (m *mirror) round(ctx context.Context, cl *kgo.Client) (<-chan struct{}, er
 	for _, sz := range sizes {
 		total += sz
 	}
-	if !m.link.limit.wait(ctx, total) {
+	live := end >= m.p.HighWatermark()
+	if !m.link.limit.wait(ctx, total, roundClass(m.priority, live)) {
 		return nil, ctx.Err()
 	}
 	next, perr := m.produce(cl, recs)

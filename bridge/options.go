@@ -61,6 +61,13 @@ type KafkaLinkOptions struct {
 	// and value bytes before compression, over all its partitions; 0 means
 	// no limit.
 	BandwidthBytesPerSec int64
+	// Priorities rank topics for the bandwidth limit: when rounds wait for
+	// it, those of a higher priority go first (alarms before telemetry),
+	// and within one priority a partition's new records (a round that
+	// reaches its end) go before another's backlog. Topics not named have
+	// priority 0. Without a bandwidth limit nothing waits, and the order
+	// is the upstream connection's.
+	Priorities map[string]int
 	// Compression is the upstream batch codec: none, gzip, snappy, lz4 or
 	// zstd (default). Local batches are decoded and re-batched, so the
 	// upstream codec does not depend on how records were stored.

@@ -137,9 +137,17 @@ func linkOptions(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *s
 		Name: spec.Name, Site: cfg.EdgeID, Seeds: seeds, ClientOpts: extra, Log: l, Topics: unique,
 		Destination: spec.Destination, Partitioning: bridge.Partitioning(spec.Partitioning),
 		BatchBytes: int32(spec.BatchBytes), Compression: spec.Compression, DeliveryTimeout: spec.DeliveryTimeout.D(),
-		BandwidthBytesPerSec: int64(spec.Bandwidth),
-		Logger:               lg.With("component", "bridge", "link", spec.Name),
+		BandwidthBytesPerSec: int64(spec.Bandwidth), Priorities: priorities(spec),
+		Logger: lg.With("component", "bridge", "link", spec.Name),
 	}, nil
+}
+
+func priorities(spec config.LinkSpec) map[string]int {
+	m := map[string]int{}
+	for _, p := range spec.Priorities {
+		m[p.Topic] = p.Priority
+	}
+	return m
 }
 
 // clientTLS builds a client TLS configuration; errors name the key below

@@ -81,6 +81,10 @@ type LinkSpec struct {
 	// Bandwidth bounds the average upstream rate of a Kafka link, in key
 	// and value bytes per second before compression; 0 means no limit.
 	Bandwidth Size `yaml:"bandwidth"`
+	// Priorities rank the topics of a Kafka link for the bandwidth limit:
+	// higher first; within one priority, new records before backlog.
+	// Topics not listed have priority 0.
+	Priorities []PrioritySpec `yaml:"priorities"`
 	// DeliveryTimeout bounds one attempt to deliver a round of records
 	// before the link backs off and resends (default 30s).
 	DeliveryTimeout Duration `yaml:"delivery_timeout"`
@@ -88,6 +92,12 @@ type LinkSpec struct {
 	// devices behind this edge), as the consumer group
 	// "spool-<edge_id>-<name>", from the upstream topics' beginning.
 	Downstream []DownstreamSpec `yaml:"downstream"`
+}
+
+// PrioritySpec gives a local topic its priority on a link.
+type PrioritySpec struct {
+	Topic    string `yaml:"topic"`
+	Priority int    `yaml:"priority"`
 }
 
 // DownstreamSpec copies one upstream topic into a local topic.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -225,6 +226,19 @@ func (c *Config) Validate() error {
 		}
 		if l.Bandwidth < 0 {
 			bad(key+".bandwidth", "must not be negative")
+		}
+		seenPrio := map[string]bool{}
+		for j, p := range l.Priorities {
+			pk := key + ".priorities[" + strconv.Itoa(j) + "]"
+			switch {
+			case l.MQTT.URL != "":
+				bad(pk, "priorities apply to the bandwidth limit of Kafka links; this link is MQTT")
+			case seenPrio[p.Topic]:
+				bad(pk+".topic", "%q has a priority already", p.Topic)
+			case !slices.Contains(l.Topics, p.Topic) && !slices.Contains(l.Topics, "*"):
+				bad(pk+".topic", "%q is not one of the link's topics", p.Topic)
+			}
+			seenPrio[p.Topic] = true
 		}
 		if l.DeliveryTimeout < 0 {
 			bad(key+".delivery_timeout", "must not be negative")
