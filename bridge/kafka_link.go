@@ -104,6 +104,9 @@ func (k *KafkaLink) Run(ctx context.Context) error {
 		close(stopped)
 	}()
 
+	if k.opts.ExactlyOnce {
+		return k.runExactlyOnce(ctx)
+	}
 	cl, err := kgo.NewClient(k.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("bridge link %s: %w", k.opts.Name, err)
@@ -235,6 +238,11 @@ func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) error {
 	details, err := adm.ListTopics(ctx, names...)
 	if err != nil {
 		return fmt.Errorf("list upstream topics: %w", err)
+	}
+	if k.opts.ExactlyOnce {
+		if err := k.ensureOffsetsTopic(ctx, adm); err != nil {
+			return err
+		}
 	}
 	for _, d := range names {
 		td, ok := details[d]

@@ -68,6 +68,19 @@ type KafkaLinkOptions struct {
 	// priority 0. Without a bandwidth limit nothing waits, and the order
 	// is the upstream connection's.
 	Priorities map[string]int
+	// ExactlyOnce mirrors with a transactional producer (transactional id
+	// "spool-<site>-<name>"): each round of every partition's records is
+	// one transaction that also writes the link's cursors to OffsetsTopic
+	// upstream, the way Kafka's exactly-once source connectors keep their
+	// offsets. At start the link fences any earlier producer of its id
+	// (aborting what it left open) and resumes from the cursors committed
+	// upstream, so read_committed consumers see every record exactly
+	// once, across crashes and outages.
+	ExactlyOnce bool
+	// OffsetsTopic is the upstream topic of the cursors of exactly-once
+	// links (compacted, one partition, keyed by site, link, topic and
+	// partition). Default DefaultOffsetsTopic.
+	OffsetsTopic string
 	// Compression is the upstream batch codec: none, gzip, snappy, lz4 or
 	// zstd (default). Local batches are decoded and re-batched, so the
 	// upstream codec does not depend on how records were stored.
@@ -114,6 +127,9 @@ func (o KafkaLinkOptions) withDefaults() (KafkaLinkOptions, error) {
 	}
 	if o.Partitioning != PartitionKeep && o.Partitioning != PartitionRehash {
 		return o, fmt.Errorf("bridge link %s: partitioning %q is not keep or rehash", o.Name, o.Partitioning)
+	}
+	if o.OffsetsTopic == "" {
+		o.OffsetsTopic = DefaultOffsetsTopic
 	}
 	if o.ReadBytes <= 0 {
 		o.ReadBytes = 1 << 20

@@ -138,6 +138,7 @@ func linkOptions(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *s
 		Destination: spec.Destination, Partitioning: bridge.Partitioning(spec.Partitioning),
 		BatchBytes: int32(spec.BatchBytes), Compression: spec.Compression, DeliveryTimeout: spec.DeliveryTimeout.D(),
 		BandwidthBytesPerSec: int64(spec.Bandwidth), Priorities: priorities(spec),
+		ExactlyOnce: spec.ExactlyOnce, OffsetsTopic: spec.OffsetsTopic,
 		Logger: lg.With("component", "bridge", "link", spec.Name),
 	}, nil
 }

@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/spoolmq/spool/edge/config"
+	spoollog "github.com/spoolmq/spool/log"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -222,5 +224,47 @@ func TestMQTTLinkFromConfig(t *testing.T) {
 	}
 	if topic != "pi-8/mqtt" || env["edge"] != "pi-8" || env["topic"] != "mqtt" || env["offset"] != float64(0) {
 		t.Errorf("upstream got %s %v", topic, env)
+	}
+}
+
+// TestExactlyOnceLinkFromConfig: a link with exactly_once mirrors in
+// transactions: a read_committed consumer upstream gets the records, and
+// the link's cursor is committed in the offsets topic.
+func TestExactlyOnceLinkFromConfig(t *testing.T) {
+	up, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.MQTT.Addr, cfg.Kafka.Addr, cfg.HTTP.Addr = "", "", ""
+	cfg.EdgeID = "pi-9"
+	cfg.Topics = []config.TopicSpec{{Name: "telemetry"}}
+	cfg.Links = []config.LinkSpec{{Name: "central", Kafka: config.KafkaPeer{Brokers: up.ListenAddrs()}, Topics: []string{"telemetry"},
+		ExactlyOnce: true, OffsetsTopic: "edge-cursors"}}
+	srv := startServer(t, cfg)
+	tp, _ := srv.Log().Topic("telemetry")
+	p, _ := tp.Partition(0)
+	for i := range 5 {
+		if _, err := p.AppendRecords([]spoollog.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte(strconv.Itoa(i))}}, spoollog.DefaultBatchOptions); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(up.ListenAddrs()...), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, r := range readPartition(ctx, t, cl, "pi-9.telemetry", 0, 5) {
+		if string(r.Value) != strconv.Itoa(i) {
+			t.Errorf("record %d: %q", i, r.Value)
+		}
+	}
+	cursors := readPartition(ctx, t, cl, "edge-cursors", 0, 2) // the start marker, then the cursor
+	if last := cursors[1]; string(last.Key) != "pi-9/central/telemetry/0" || string(last.Value) != "5" {
+		t.Errorf("offsets topic: %q = %q", last.Key, last.Value)
 	}
 }

@@ -73,12 +73,18 @@ func (px *cutProxy) cut() {
 // TestBridgeCrash: devices publish while the uplink is cut at random and
 // spool serve itself is killed with SIGKILL, several times. Afterwards the
 // upstream holds every publish that got a PUBACK (nothing lost), and every
-// duplicate has the same origin offset as its original (identifiable).
+// duplicate has the same origin offset as its original (identifiable);
+// with exactly_once, a read_committed consumer sees no duplicate at all.
 func TestBridgeCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills processes")
 	}
 	bin := buildSpool(t)
+	t.Run("idempotent", func(t *testing.T) { bridgeCrash(t, bin, false) })
+	t.Run("exactly_once", func(t *testing.T) { bridgeCrash(t, bin, true) })
+}
+
+func bridgeCrash(t *testing.T, bin string, exactlyOnce bool) {
 	up, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +98,8 @@ links:
     kafka: {brokers: ["%s"]}
     topics: ["*"]
     delivery_timeout: 2s
-`, px.ln.Addr()))
+    exactly_once: %v
+`, px.ln.Addr(), exactlyOnce))
 	data := filepath.Join(dir, "data")
 
 	pub := &crashPublisher{id: "dev", topic: "devices/dev/temp", acked: map[uint64]bool{}}
@@ -128,8 +135,12 @@ links:
 	p.waitTCP(addr, 15*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	isolation := kgo.ReadUncommitted()
+	if exactlyOnce {
+		isolation = kgo.ReadCommitted()
+	}
 	c, err := kgo.NewClient(kgo.SeedBrokers(up.ListenAddrs()...), kgo.ConsumeTopics("crash.mqtt"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(isolation))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +181,9 @@ links:
 		dups += n - 1
 	}
 	t.Logf("%d acknowledged publishes all upstream (%d records, %d resends, proxy cut %d times)", len(pub.acked), len(seen), dups, px.cuts)
+	if exactlyOnce && dups > 0 {
+		t.Errorf("exactly_once: a read_committed consumer saw %d duplicates", dups)
+	}
 	if code := p.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 		t.Fatalf("spool exited %d after SIGTERM:\n%s", code, lastLines(p.output(), 30))
 	}

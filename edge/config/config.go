@@ -85,6 +85,11 @@ type LinkSpec struct {
 	// higher first; within one priority, new records before backlog.
 	// Topics not listed have priority 0.
 	Priorities []PrioritySpec `yaml:"priorities"`
+	// ExactlyOnce mirrors in transactions that also commit the link's
+	// cursors upstream (in OffsetsTopic), so read_committed consumers see
+	// each record once across crashes and outages. Kafka links only.
+	ExactlyOnce  bool   `yaml:"exactly_once"`
+	OffsetsTopic string `yaml:"offsets_topic"`
 	// DeliveryTimeout bounds one attempt to deliver a round of records
 	// before the link backs off and resends (default 30s).
 	DeliveryTimeout Duration `yaml:"delivery_timeout"`

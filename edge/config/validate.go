@@ -227,6 +227,14 @@ func (c *Config) Validate() error {
 		if l.Bandwidth < 0 {
 			bad(key+".bandwidth", "must not be negative")
 		}
+		if l.ExactlyOnce && l.MQTT.URL != "" {
+			bad(key+".exactly_once", "needs a Kafka upstream (transactions); this link is MQTT")
+		}
+		if l.OffsetsTopic != "" {
+			if err := spoollog.ValidateTopicName(l.OffsetsTopic); err != nil {
+				bad(key+".offsets_topic", "%v", err)
+			}
+		}
 		seenPrio := map[string]bool{}
 		for j, p := range l.Priorities {
 			pk := key + ".priorities[" + strconv.Itoa(j) + "]"

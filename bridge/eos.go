@@ -1,0 +1,304 @@
+package bridge
+
+// Exactly-once mirroring. A transactional producer, one per link, writes
+// each round as one transaction: the records read from every partition
+// with new data, and one cursor record per such partition in the offsets
+// topic (key "site/link/topic/partition", value the next local offset).
+// The transaction commits the records and the cursors together, so the
+// cursors committed upstream always say exactly what read_committed
+// consumers can see. Local cursors are stored after the commit, as a pin
+// for retention and a start for Health; they are not trusted for resuming.
+//
+// A session (one kgo client) starts by fencing: InitProducerID under the
+// link's transactional id bumps the epoch, so a producer of an earlier
+// run, even one still alive behind a partition, can no longer commit, and
+// the transaction it left open is aborted. The session then commits a
+// marker record with a fresh nonce to the offsets topic and reads that
+// topic read_committed until it sees its marker: everything committed
+// before is then known, and each partition resumes at its committed
+// cursor. Any failure ends the session; the next one fences and reloads.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// DefaultOffsetsTopic is where exactly-once links keep their cursors.
+const DefaultOffsetsTopic = "spool-bridge-offsets"
+
+func (k *KafkaLink) transactionalID() string { return "spool-" + k.opts.Site + "-" + k.opts.Name }
+
+func (k *KafkaLink) cursorRecordKey(m *mirror) string {
+	return k.opts.Site + "/" + k.opts.Name + "/" + m.topic + "/" + strconv.Itoa(int(m.p.ID()))
+}
+
+// runExactlyOnce mirrors in transactions until ctx ends, one session after
+// another.
+func (k *KafkaLink) runExactlyOnce(ctx context.Context) error {
+	bo := backoff{min: k.opts.BackoffMin, max: k.opts.BackoffMax}
+	for _, m := range k.mirrors {
+		m.markStart()
+	}
+	for ctx.Err() == nil {
+		cl, err := kgo.NewClient(append(k.clientOpts(),
+			kgo.TransactionalID(k.transactionalID()),
+			kgo.TransactionTimeout(k.opts.DeliveryTimeout+10*time.Second),
+		)...)
+		if err != nil {
+			return fmt.Errorf("bridge link %s: %w", k.opts.Name, err)
+		}
+		err = k.session(ctx, cl)
+		cl.Close()
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		for _, m := range k.mirrors {
+			m.fail(err)
+		}
+		wait := bo.next()
+		k.lg.Warn("exactly-once session failed; fencing and reloading the cursors", "err", err, "retry_in", wait)
+		if !sleep(ctx, wait) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// session fences, loads the committed cursors and mirrors until ctx ends
+// (nil) or something fails.
+func (k *KafkaLink) session(ctx context.Context, cl *kgo.Client) error {
+	if !k.setup(ctx, cl) {
+		return nil
+	}
+	if err := k.loadUpstreamCursors(ctx, cl); err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		idle, err := k.transaction(ctx, cl)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if idle {
+			if !k.waitForData(ctx) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// loadUpstreamCursors fences earlier producers and sets every mirror's
+// cursor to the one committed upstream, where there is one.
+func (k *KafkaLink) loadUpstreamCursors(ctx context.Context, cl *kgo.Client) error {
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	// One key per link, so compaction keeps only the latest marker; the
+	// nonce in its value tells this session's from an earlier one's.
+	markerKey, marker := k.opts.Site+"/"+k.opts.Name+"/start", hex.EncodeToString(nonce)
+	// Committing the marker fences (InitProducerID) and proves that the
+	// producer may write; reading up to it reads every earlier commit.
+	if err := k.commit(ctx, cl, []*kgo.Record{{Topic: k.opts.OffsetsTopic, Key: []byte(markerKey), Value: []byte(marker)}}); err != nil {
+		return fmt.Errorf("commit the start marker: %w", err)
+	}
+	rd, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.opts.Seeds...), kgo.ClientID("spool-bridge-" + k.opts.Name + "-cursors"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{k.opts.OffsetsTopic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.WithLogger(kgoLogger{k.lg})}, k.opts.ClientOpts...)...) // TLS, SASL, dialer
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	rctx, cancel := context.WithTimeout(ctx, k.opts.DeliveryTimeout)
+	defer cancel()
+	committed := map[string]int64{}
+	for found := false; !found; {
+		fs := rd.PollFetches(rctx)
+		if err := rctx.Err(); err != nil {
+			return fmt.Errorf("read the committed cursors in %s: %w", k.opts.OffsetsTopic, err)
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil && !errors.Is(ferr, context.Canceled) {
+			return fmt.Errorf("read the committed cursors in %s: %w", k.opts.OffsetsTopic, ferr)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			key := string(r.Key)
+			if key == markerKey {
+				found = found || string(r.Value) == marker
+				return
+			}
+			if off, err := strconv.ParseInt(string(r.Value), 10, 64); err == nil {
+				committed[key] = off
+			}
+		})
+	}
+	for _, m := range k.mirrors {
+		c, ok := committed[k.cursorRecordKey(m)]
+		if !ok {
+			continue // never mirrored exactly-once: the local cursor stands
+		}
+		if local := m.getCursor(); c != local {
+			m.lg.Info("cursor committed upstream differs from the local one; the upstream's wins", "upstream", c, "local", local)
+		}
+		if err := m.advance(c, 0, 0, false); err != nil {
+			return err
+		}
+	}
+	k.lg.Info("exactly-once session started", "transactional_id", k.transactionalID(), "cursors", len(committed))
+	return nil
+}
+
+// transaction mirrors one round of every partition with new data as one
+// transaction; idle when none had any.
+func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool, err error) {
+	type part struct {
+		m     *mirror
+		recs  []pending
+		sizes []int64
+		end   int64
+	}
+	var parts []part
+	var total int64
+	class := roundClass(-1<<20, false)
+	for _, m := range k.mirrors {
+		cursor := m.getCursor()
+		if start := m.p.LogStartOffset(); cursor < start {
+			if err := m.skipGap(cursor, start); err != nil {
+				return false, err
+			}
+			cursor = start
+		}
+		data, err := m.p.Read(cursor, k.opts.ReadBytes)
+		if err != nil {
+			return false, fmt.Errorf("read local log %s/%d at %d: %w", m.topic, m.p.ID(), cursor, err)
+		}
+		if len(data) == 0 {
+			continue
+		}
+		recs, sizes, end, err := m.decode(data, cursor)
+		if err != nil {
+			return false, err
+		}
+		for _, sz := range sizes {
+			total += sz
+		}
+		class = max(class, roundClass(m.priority, end >= m.p.HighWatermark()))
+		parts = append(parts, part{m, recs, sizes, end})
+	}
+	if len(parts) == 0 {
+		return true, nil
+	}
+	if !k.limit.wait(ctx, total, class) {
+		return false, ctx.Err()
+	}
+	var out []*kgo.Record
+	for _, p := range parts {
+		for _, r := range p.recs {
+			out = append(out, r.rec)
+		}
+		out = append(out, &kgo.Record{Topic: k.opts.OffsetsTopic, Key: []byte(k.cursorRecordKey(p.m)),
+			Value: strconv.AppendInt(nil, p.end, 10)})
+	}
+	if err := k.commit(ctx, cl, out); err != nil {
+		return false, err
+	}
+	for _, p := range parts {
+		var b int64
+		for _, sz := range p.sizes {
+			b += sz
+		}
+		if err := p.m.advance(p.end, int64(len(p.recs)), b, true); err != nil {
+			// Committed upstream: the next session's cursors come from
+			// there, so a failed local store loses nothing.
+			p.m.lg.Warn("storing the local cursor failed", "err", err)
+		}
+	}
+	return false, nil
+}
+
+// commit produces recs in one transaction and commits it, or aborts it
+// and returns why.
+func (k *KafkaLink) commit(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	if err := cl.BeginTransaction(); err != nil {
+		return err
+	}
+	// Not ctx: a round that was handed over finishes or times out, so
+	// stopping does not abort a transaction that is about to commit.
+	pctx, cancel := context.WithTimeout(context.Background(), k.opts.DeliveryTimeout)
+	defer cancel()
+	results := make(chan error, len(recs))
+	for _, r := range recs {
+		cl.Produce(pctx, r, func(_ *kgo.Record, err error) { results <- err })
+	}
+	var perr error
+	for range recs {
+		if err := <-results; err != nil && perr == nil {
+			perr = err
+		}
+	}
+	if perr != nil {
+		_ = cl.AbortBufferedRecords(pctx)
+		if err := cl.EndTransaction(pctx, kgo.TryAbort); err != nil {
+			return fmt.Errorf("%w (and aborting: %v)", perr, err)
+		}
+		return perr
+	}
+	if err := cl.EndTransaction(pctx, kgo.TryCommit); err != nil {
+		if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
+			return fmt.Errorf("fenced by another producer with transactional id %s: %w", k.transactionalID(), err)
+		}
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// waitForData waits until a mirrored partition may have new data; false
+// when ctx ended.
+func (k *KafkaLink) waitForData(ctx context.Context) bool {
+	cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}
+	for _, m := range k.mirrors {
+		m.setWaiting(true)
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(m.p.Notify())})
+	}
+	// A record appended between the round's read and Notify is not missed:
+	// check once more before sleeping.
+	for _, m := range k.mirrors {
+		if m.getCursor() < m.p.HighWatermark() {
+			cases = cases[:1]
+			break
+		}
+	}
+	if len(cases) > 1 {
+		reflect.Select(cases)
+	}
+	for _, m := range k.mirrors {
+		m.setWaiting(false)
+	}
+	return ctx.Err() == nil
+}
+
+// ensureOffsetsTopic creates the compacted offsets topic when missing.
+func (k *KafkaLink) ensureOffsetsTopic(ctx context.Context, adm *kadm.Client) error {
+	compact := "compact"
+	resp, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, k.opts.OffsetsTopic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create upstream topic %s: %w", k.opts.OffsetsTopic, err)
+	}
+	return nil
+}
