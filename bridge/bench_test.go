@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	spoollog "github.com/spoolmq/spool/log"
 )
@@ -55,13 +57,36 @@ func benchDrain(b *testing.B, partitions int32, compression string) {
 			b.Fatal(err)
 		}
 	}
+	// The local read of the same backlog, in the same run, as the
+	// baseline: reading whole batches and decoding their records is the
+	// least any consumer of the log does.
+	readStart := time.Now()
+	var readRecords int64
+	for _, p := range tp.Partitions() {
+		for off := p.LogStartOffset(); off < p.HighWatermark(); {
+			data, err := p.Read(off, 1<<20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			next, err := spoollog.EachRecord(data, off, func(spoollog.Record) error { readRecords++; return nil })
+			if err != nil {
+				b.Fatal(err)
+			}
+			off = next
+		}
+	}
+	readSecs := time.Since(readStart).Seconds()
+	if readRecords != total/int64(len(batch))*int64(len(batch)) && readRecords < total {
+		b.Fatalf("read %d local records, appended %d", readRecords, total)
+	}
+	var sizes batchSizes
 	c := newCluster(b, kfake.BlackholeProduce())
 	b.SetBytes(total * valueSize)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		k, err := NewKafkaLink(KafkaLinkOptions{
 			Name: fmt.Sprintf("bench%d", i), Site: "s", Seeds: c.ListenAddrs(), Log: l,
-			Topics: []string{"backlog"}, Compression: compression,
+			Topics: []string{"backlog"}, Compression: compression, ClientOpts: []kgo.Opt{kgo.WithHooks(&sizes)},
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -82,5 +107,19 @@ func benchDrain(b *testing.B, partitions int32, compression string) {
 		}
 		k.Close()
 	}
-	b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	drain := float64(total) * float64(b.N) / b.Elapsed().Seconds()
+	b.ReportMetric(drain, "records/s")
+	b.ReportMetric(drain/(float64(readRecords)/readSecs), "x_local_read")
+	if c := sizes.compressed.Load(); c > 0 {
+		b.ReportMetric(float64(sizes.uncompressed.Load())/float64(c), "compression_ratio")
+	}
+}
+
+// batchSizes adds up the upstream batches' sizes before and after
+// compression (kgo's produce hook).
+type batchSizes struct{ uncompressed, compressed atomic.Int64 }
+
+func (s *batchSizes) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
+	s.uncompressed.Add(int64(m.UncompressedBytes))
+	s.compressed.Add(int64(m.CompressedBytes))
 }
