@@ -46,7 +46,7 @@ func (k *KafkaLink) cursorRecordKey(m *mirror) string {
 // another.
 func (k *KafkaLink) runExactlyOnce(ctx context.Context) error {
 	bo := backoff{min: k.opts.BackoffMin, max: k.opts.BackoffMax}
-	for _, m := range k.mirrors {
+	for _, m := range k.mirrorList() {
 		m.markStart()
 	}
 	for ctx.Err() == nil {
@@ -62,7 +62,7 @@ func (k *KafkaLink) runExactlyOnce(ctx context.Context) error {
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
-		for _, m := range k.mirrors {
+		for _, m := range k.mirrorList() {
 			m.fail(err)
 		}
 		wait := bo.next()
@@ -84,6 +84,13 @@ func (k *KafkaLink) session(ctx context.Context, cl *kgo.Client) error {
 		return err
 	}
 	for ctx.Err() == nil {
+		select {
+		case <-k.added: // new mirrors: their upstream topics first
+			if !k.setup(ctx, cl) {
+				return nil
+			}
+		default:
+		}
 		idle, err := k.transaction(ctx, cl)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -145,7 +152,7 @@ func (k *KafkaLink) loadUpstreamCursors(ctx context.Context, cl *kgo.Client) err
 			}
 		})
 	}
-	for _, m := range k.mirrors {
+	for _, m := range k.mirrorList() {
 		c, ok := committed[k.cursorRecordKey(m)]
 		if !ok {
 			continue // never mirrored exactly-once: the local cursor stands
@@ -173,7 +180,7 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 	var parts []part
 	var total int64
 	class := roundClass(-1<<20, false)
-	for _, m := range k.mirrors {
+	for _, m := range k.mirrorList() {
 		cursor := m.getCursor()
 		if start := m.p.LogStartOffset(); cursor < start {
 			if err := m.skipGap(cursor, start); err != nil {
@@ -269,22 +276,29 @@ func (k *KafkaLink) commit(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 // when ctx ended.
 func (k *KafkaLink) waitForData(ctx context.Context) bool {
 	cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}
-	for _, m := range k.mirrors {
+	for _, m := range k.mirrorList() {
 		m.setWaiting(true)
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(m.p.Notify())})
 	}
 	// A record appended between the round's read and Notify is not missed:
 	// check once more before sleeping.
-	for _, m := range k.mirrors {
+	for _, m := range k.mirrorList() {
 		if m.getCursor() < m.p.HighWatermark() {
 			cases = cases[:1]
 			break
 		}
 	}
 	if len(cases) > 1 {
-		reflect.Select(cases)
+		// AddTopics: new partitions to read.
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(k.added)})
+		if i, _, _ := reflect.Select(cases); i == len(cases)-1 {
+			select { // put it back for the session loop to see
+			case k.added <- struct{}{}:
+			default:
+			}
+		}
 	}
-	for _, m := range k.mirrors {
+	for _, m := range k.mirrorList() {
 		m.setWaiting(false)
 	}
 	return ctx.Err() == nil

@@ -67,8 +67,9 @@ type PartitionHealth struct {
 // Health returns the link's current state. It is safe to call at any time,
 // including before Run and after it returned.
 func (k *KafkaLink) Health() Health {
-	parts := make([]*partState, len(k.mirrors))
-	for i, m := range k.mirrors {
+	mirrors := k.mirrorList()
+	parts := make([]*partState, len(mirrors))
+	for i, m := range mirrors {
 		parts[i] = &m.partState
 	}
 	h, failing, draining := sumPartitions(k.opts.Name, parts, time.Now(), k.opts.StallTimeout)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,20 +22,24 @@ import (
 // nothing unmirrored is deleted from then on; Run mirrors until its context
 // ends; Close stops a running Run and releases the pins.
 type KafkaLink struct {
-	opts    KafkaLinkOptions
-	ns      string // cursor namespace and pin name
-	lg      *slog.Logger
-	mirrors []*mirror
-	limit   *limiter // nil: no bandwidth limit
+	opts  KafkaLinkOptions
+	ns    string // cursor namespace and pin name
+	lg    *slog.Logger
+	limit *limiter // nil: no bandwidth limit
+	// added is signalled when AddTopics made new mirrors, for a running
+	// Run to start them.
+	added chan struct{}
 
 	// mu guards the fields below.
 	mu         sync.Mutex
-	connected  bool      // upstream topics checked at least once
-	setupErr   error     // last failure to reach or prepare the upstream
-	setupErrAt time.Time // when setupErr happened
-	upErr      error     // last failed exchange with the upstream (kgo hooks)
-	upErrAt    time.Time // when upErr happened
-	upOKAt     time.Time // last successful exchange
+	mirrors    []*mirror
+	mirrored   map[string]bool // cursorKey of every mirror
+	connected  bool            // upstream topics checked at least once
+	setupErr   error           // last failure to reach or prepare the upstream
+	setupErrAt time.Time       // when setupErr happened
+	upErr      error           // last failed exchange with the upstream (kgo hooks)
+	upErrAt    time.Time       // when upErr happened
+	upOKAt     time.Time       // last successful exchange
 	running    bool
 	stop       context.CancelFunc // cancels a running Run
 	stopped    chan struct{}      // closed when a running Run returns
@@ -50,10 +55,12 @@ func NewKafkaLink(opts KafkaLinkOptions) (*KafkaLink, error) {
 		return nil, err
 	}
 	k := &KafkaLink{
-		opts:  opts,
-		ns:    cursorNamespace(opts.Name),
-		lg:    opts.Logger.With("link", opts.Name),
-		limit: newLimiter(opts.BandwidthBytesPerSec),
+		opts:     opts,
+		ns:       cursorNamespace(opts.Name),
+		lg:       opts.Logger.With("link", opts.Name),
+		limit:    newLimiter(opts.BandwidthBytesPerSec),
+		added:    make(chan struct{}, 1),
+		mirrored: map[string]bool{},
 	}
 	seen := make(map[string]bool)
 	for _, name := range opts.Topics {
@@ -61,24 +68,63 @@ func NewKafkaLink(opts KafkaLinkOptions) (*KafkaLink, error) {
 			return nil, fmt.Errorf("bridge link %s: topic %q listed twice", opts.Name, name)
 		}
 		seen[name] = true
-		t, err := opts.Log.Topic(name)
+	}
+	if _, err := k.AddTopics(opts.Topics...); err != nil {
+		k.unpin()
+		return nil, err
+	}
+	<-k.added // Run starts these itself
+	return k, nil
+}
+
+// AddTopics starts mirroring more local topics, and partitions added to
+// the topics already mirrored; what is mirrored already is left alone. A
+// running link starts the new mirrors at once (creating their upstream
+// topics first). It returns how many partitions were added.
+func (k *KafkaLink) AddTopics(names ...string) (int, error) {
+	var added []*mirror
+	for _, name := range names {
+		t, err := k.opts.Log.Topic(name)
 		if err != nil {
-			return nil, fmt.Errorf("bridge link %s: %w", opts.Name, err)
+			return 0, fmt.Errorf("bridge link %s: %w", k.opts.Name, err)
 		}
-		dest, err := destination(opts.Destination, opts.Site, name)
+		dest, err := destination(k.opts.Destination, k.opts.Site, name)
 		if err != nil {
-			return nil, fmt.Errorf("bridge link %s: %w", opts.Name, err)
+			return 0, fmt.Errorf("bridge link %s: %w", k.opts.Name, err)
 		}
 		for _, p := range t.Partitions() {
+			key := cursorKey(name, p.ID())
+			k.mu.Lock()
+			have := k.mirrored[key]
+			k.mu.Unlock()
+			if have {
+				continue
+			}
 			m, err := newMirror(k, p, name, dest)
 			if err != nil {
-				k.unpin()
-				return nil, err
+				return 0, err
 			}
+			k.mu.Lock()
 			k.mirrors = append(k.mirrors, m)
+			k.mirrored[key] = true
+			k.mu.Unlock()
+			added = append(added, m)
 		}
 	}
-	return k, nil
+	if len(added) > 0 {
+		select {
+		case k.added <- struct{}{}:
+		default:
+		}
+	}
+	return len(added), nil
+}
+
+// mirrorList is the mirrors now.
+func (k *KafkaLink) mirrorList() []*mirror {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.mirrors)
 }
 
 // Run mirrors until ctx ends (or Close is called), then waits up to
@@ -118,9 +164,29 @@ func (k *KafkaLink) Run(ctx context.Context) error {
 		return nil
 	}
 	var wg sync.WaitGroup
-	for _, m := range k.mirrors {
-		wg.Go(func() { m.run(ctx, cl) })
+	started := map[*mirror]bool{}
+	startNew := func() {
+		for _, m := range k.mirrorList() {
+			if !started[m] {
+				started[m] = true
+				wg.Go(func() { m.run(ctx, cl) })
+			}
+		}
 	}
+	startNew()
+	// Mirrors added while running start once their upstream topics exist.
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-k.added:
+				if k.setup(ctx, cl) {
+					startNew()
+				}
+			}
+		}
+	})
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
@@ -163,7 +229,7 @@ func (k *KafkaLink) Close() error {
 }
 
 func (k *KafkaLink) unpin() {
-	for _, m := range k.mirrors {
+	for _, m := range k.mirrorList() {
 		m.p.Unpin(k.ns)
 	}
 }
@@ -228,7 +294,7 @@ func (k *KafkaLink) setup(ctx context.Context, cl *kgo.Client) bool {
 // the local one: records of the missing partitions would have nowhere to go.
 func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) error {
 	want := make(map[string]int32) // destination -> local partitions
-	for _, m := range k.mirrors {
+	for _, m := range k.mirrorList() {
 		want[m.dest] = max(want[m.dest], m.p.ID()+1)
 	}
 	names := make([]string, 0, len(want))

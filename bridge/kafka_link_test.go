@@ -259,3 +259,41 @@ func TestOldBacklog(t *testing.T) {
 		t.Fatalf("%d records upstream, first at %v; want 50 with the original timestamps", len(up), up[0].Timestamp)
 	}
 }
+
+// TestAddTopicsWhileRunning: topics and partitions added to a running
+// link are mirrored too, from their start; those already mirrored are
+// left alone.
+func TestAddTopicsWhileRunning(t *testing.T) {
+	l := newTestLog(t, spoollog.Options{})
+	first := createTopic(t, l, "first", 1, nil)
+	appendBatch(t, partition(t, first, 0), 10, spoollog.CodecNone)
+	c := newCluster(t)
+	k, err := NewKafkaLink(KafkaLinkOptions{Name: "up", Site: "s", Seeds: c.ListenAddrs(), Log: l, Topics: []string{"first"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runLink(t, k)
+	waitState(t, k, StateCaughtUp)
+
+	later := createTopic(t, l, "later", 2, nil)
+	for i := range int32(2) {
+		appendBatch(t, partition(t, later, i), 20, spoollog.CodecNone)
+	}
+	n, err := k.AddTopics("first", "later")
+	if err != nil || n != 2 {
+		t.Fatalf("AddTopics: %d partitions added, %v; want 2", n, err)
+	}
+	if n, err := k.AddTopics("first", "later"); err != nil || n != 0 {
+		t.Fatalf("AddTopics again: %d, %v; want 0", n, err)
+	}
+	waitFor(t, "the new topic mirrored", func() bool { h := k.Health(); return h.Records == 50 && h.Lag == 0 })
+	up := upstreamRecords(t, c.ListenAddrs(), "s.later")
+	for i := range int32(2) {
+		if d := checkComplete(t, "s", "later", partition(t, later, i), up["s.later"][i]); d != 0 {
+			t.Errorf("later/%d: %d duplicates", i, d)
+		}
+	}
+	if _, err := k.AddTopics("nope"); err == nil {
+		t.Error("AddTopics of a topic that does not exist: no error")
+	}
+}

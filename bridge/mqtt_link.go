@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,15 +33,17 @@ import (
 // Envelope on each message carries its origin (edge, topic, partition,
 // offset) and upstream consumers can drop the repeats.
 type MQTTLink struct {
-	opts    MQTTLinkOptions
-	ns      string
-	lg      *slog.Logger
-	mirrors []*mqttMirror
+	opts  MQTTLinkOptions
+	ns    string
+	lg    *slog.Logger
+	added chan struct{} // AddTopics made mirrors a session should start
 
 	// mu guards the fields below.
 	mu        sync.Mutex
-	connected bool // a connection is up now
-	ever      bool // a connection was up at least once
+	mirrors   []*mqttMirror
+	mirrored  map[string]bool // cursorKey of every mirror
+	connected bool            // a connection is up now
+	ever      bool            // a connection was up at least once
 	upErr     error
 	upErrAt   time.Time
 	upOKAt    time.Time
@@ -77,34 +80,69 @@ func NewMQTTLink(opts MQTTLinkOptions) (*MQTTLink, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &MQTTLink{opts: opts, ns: cursorNamespace(opts.Name), lg: opts.Logger.With("link", opts.Name)}
+	l := &MQTTLink{opts: opts, ns: cursorNamespace(opts.Name), lg: opts.Logger.With("link", opts.Name),
+		added: make(chan struct{}, 1), mirrored: map[string]bool{}}
 	seen := make(map[string]bool)
 	for _, name := range opts.Topics {
 		if seen[name] {
-			l.unpin()
 			return nil, fmt.Errorf("bridge link %s: topic %q listed twice", opts.Name, name)
 		}
 		seen[name] = true
-		t, err := opts.Log.Topic(name)
+	}
+	if _, err := l.AddTopics(opts.Topics...); err != nil {
+		l.unpin()
+		return nil, err
+	}
+	<-l.added // a session starts these itself
+	return l, nil
+}
+
+// AddTopics starts mirroring more local topics, and partitions added to
+// the topics already mirrored; a connected link starts them at once. It
+// returns how many partitions were added.
+func (l *MQTTLink) AddTopics(names ...string) (int, error) {
+	n := 0
+	for _, name := range names {
+		t, err := l.opts.Log.Topic(name)
 		if err != nil {
-			l.unpin()
-			return nil, fmt.Errorf("bridge link %s: %w", opts.Name, err)
+			return n, fmt.Errorf("bridge link %s: %w", l.opts.Name, err)
 		}
 		for _, p := range t.Partitions() {
+			key := cursorKey(name, p.ID())
+			l.mu.Lock()
+			have := l.mirrored[key]
+			l.mu.Unlock()
+			if have {
+				continue
+			}
 			// Checked with a sample key so a bad template fails here.
-			if _, err := mqttTopic(opts.Topic, opts.Site, name, p.ID(), []byte("k")); err != nil {
-				l.unpin()
-				return nil, fmt.Errorf("bridge link %s: %w", opts.Name, err)
+			if _, err := mqttTopic(l.opts.Topic, l.opts.Site, name, p.ID(), []byte("k")); err != nil {
+				return n, fmt.Errorf("bridge link %s: %w", l.opts.Name, err)
 			}
 			m, err := newMQTTMirror(l, p, name)
 			if err != nil {
-				l.unpin()
-				return nil, err
+				return n, err
 			}
+			l.mu.Lock()
 			l.mirrors = append(l.mirrors, m)
+			l.mirrored[key] = true
+			l.mu.Unlock()
+			n++
 		}
 	}
-	return l, nil
+	if n > 0 {
+		select {
+		case l.added <- struct{}{}:
+		default:
+		}
+	}
+	return n, nil
+}
+
+func (l *MQTTLink) mirrorList() []*mqttMirror {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.mirrors)
 }
 
 // Run mirrors until ctx ends (or Close is called), then waits up to
@@ -197,13 +235,30 @@ func (l *MQTTLink) session(ctx context.Context) (connected bool, err error) {
 			}
 		}
 	})
-	for _, m := range l.mirrors {
-		wg.Go(func() {
-			if err := m.run(ctx, conn, cl); err != nil {
-				drop(err)
+	started := map[*mqttMirror]bool{}
+	startNew := func() {
+		for _, m := range l.mirrorList() {
+			if !started[m] {
+				started[m] = true
+				wg.Go(func() {
+					if err := m.run(ctx, conn, cl); err != nil {
+						drop(err)
+					}
+				})
 			}
-		})
+		}
 	}
+	startNew()
+	wg.Go(func() {
+		for {
+			select {
+			case <-conn.Done():
+				return
+			case <-l.added:
+				startNew()
+			}
+		}
+	})
 	wg.Wait()
 	l.setConnected(false)
 	cl.Disconnect(250)
@@ -256,7 +311,7 @@ func (l *MQTTLink) Close() error {
 }
 
 func (l *MQTTLink) unpin() {
-	for _, m := range l.mirrors {
+	for _, m := range l.mirrorList() {
 		m.p.Unpin(l.ns)
 	}
 }
@@ -282,8 +337,9 @@ func (l *MQTTLink) noteUpstream(err error) {
 
 // Health returns the link's current state; safe at any time.
 func (l *MQTTLink) Health() Health {
-	parts := make([]*partState, len(l.mirrors))
-	for i, m := range l.mirrors {
+	mirrors := l.mirrorList()
+	parts := make([]*partState, len(mirrors))
+	for i, m := range mirrors {
 		parts[i] = &m.partState
 	}
 	h, failing, draining := sumPartitions(l.opts.Name, parts, time.Now(), l.opts.StallTimeout)

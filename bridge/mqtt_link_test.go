@@ -746,3 +746,31 @@ func TestMQTTLinkPinAndGap(t *testing.T) {
 		t.Fatalf("after mirroring, retention left the log start at %d; want it past 0", s)
 	}
 }
+
+// TestMQTTLinkAddTopics: a topic added to a connected MQTT link is
+// mirrored from its start.
+func TestMQTTLinkAddTopics(t *testing.T) {
+	mq := startMosquitto(t, false)
+	l := newTestLog(t, spoollog.Options{})
+	first := createTopic(t, l, "first", 1, nil)
+	appendBatch(t, partition(t, first, 0), 5, spoollog.CodecNone)
+	sub := subscribe(t, mq.url(), "edge-2/#", false)
+	link := newTestMQTTLink(t, MQTTLinkOptions{Name: "up", Site: "edge-2", Broker: mq.url(), Log: l, Topics: []string{"first"}})
+	runMQTTLink(t, link)
+	waitMQTTState(t, link, StateCaughtUp)
+	later := createTopic(t, l, "later", 1, nil)
+	appendBatch(t, partition(t, later, 0), 7, spoollog.CodecNone)
+	if n, err := link.AddTopics("first", "later"); err != nil || n != 1 {
+		t.Fatalf("AddTopics: %d, %v; want 1 partition", n, err)
+	}
+	waitFor(t, "12 messages", func() bool { return len(sub.snapshot()) >= 12 })
+	got := byTopic(sub.snapshot())
+	if len(got["edge-2/first"]) != 5 || len(got["edge-2/later"]) != 7 {
+		t.Fatalf("messages per topic: first %d, later %d; want 5 and 7", len(got["edge-2/first"]), len(got["edge-2/later"]))
+	}
+	for i, r := range localRecords(t, partition(t, later, 0)) {
+		if !bytes.Equal(got["edge-2/later"][i].Payload(), r.Value) {
+			t.Fatalf("later #%d: %q, want %q", i, got["edge-2/later"][i].Payload(), r.Value)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spoolmq/spool/bridge"
 	"github.com/spoolmq/spool/edge/config"
@@ -23,16 +24,28 @@ import (
 // links are the bridge links of the appliance: mirrors upstream and
 // downstream copies.
 type links struct {
-	all  []*bridge.KafkaLink
-	mqtt []*bridge.MQTTLink
-	down []*bridge.KafkaDownstream
-	wg   sync.WaitGroup
+	all   []*bridge.KafkaLink
+	mqtt  []*bridge.MQTTLink
+	down  []*bridge.KafkaDownstream
+	watch []watched
+	log   *spoollog.Log
+	wg    sync.WaitGroup
 }
+
+// watched is a link whose topics can grow: "*" takes topics created
+// later, and any mirrored topic may get partitions.
+type watched struct {
+	spec config.LinkSpec
+	add  func(topics ...string) (int, error)
+}
+
+// discoverEvery is how often links look for new topics and partitions.
+var discoverEvery = 5 * time.Second
 
 // newLinks builds the configured links. It runs before the log's
 // housekeeping starts, so that their retention pins hold from the start.
 func newLinks(cfg config.Config, l *spoollog.Log, lg *slog.Logger) (*links, error) {
-	ls := &links{}
+	ls := &links{log: l}
 	for i, spec := range cfg.Links {
 		if err := ls.add(cfg, spec, l, lg); err != nil {
 			ls.close()
@@ -56,6 +69,7 @@ func (ls *links) add(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, l
 			return err
 		}
 		ls.all = append(ls.all, k)
+		ls.watch = append(ls.watch, watched{spec, k.AddTopics})
 	}
 	if len(spec.Downstream) == 0 {
 		return nil
@@ -95,15 +109,26 @@ func (ls *links) addMQTT(cfg config.Config, spec config.LinkSpec, l *spoollog.Lo
 		return err
 	}
 	ls.mqtt = append(ls.mqtt, k)
+	ls.watch = append(ls.watch, watched{spec, k.AddTopics})
 	return nil
 }
 
-// linkTopics resolves a link's topics ("*": every topic there is now).
+// linkTopics resolves a link's topics ("*": every topic there is now,
+// but those the link itself copies down from upstream: mirrored back up,
+// a destination of "{topic}" would make a loop).
 func linkTopics(spec config.LinkSpec, l *spoollog.Log) []string {
 	var topics []string
+	down := map[string]bool{}
+	for _, d := range spec.Downstream {
+		down[d.To] = true
+	}
 	for _, t := range spec.Topics {
 		if t == "*" {
-			topics = append(topics, l.Topics()...)
+			for _, name := range l.Topics() {
+				if !down[name] {
+					topics = append(topics, name)
+				}
+			}
 			continue
 		}
 		topics = append(topics, t)
@@ -226,6 +251,35 @@ func (ls *links) run(ctx context.Context, lg *slog.Logger) {
 				lg.Error("bridge downstream stopped", "link", d.Health().Name, "error", err)
 			}
 		})
+	}
+	if len(ls.watch) > 0 {
+		ls.wg.Go(func() { ls.discover(ctx, lg) })
+	}
+}
+
+// discover adds to the links, every discoverEvery, the topics created and
+// the partitions added since they started.
+func (ls *links) discover(ctx context.Context, lg *slog.Logger) {
+	t := time.NewTicker(discoverEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, w := range ls.watch {
+			topics := linkTopics(w.spec, ls.log)
+			n, err := w.add(topics...)
+			if err != nil && ctx.Err() == nil {
+				// A topic deleted between listing and adding: the next
+				// pass sees the list without it.
+				lg.Warn("bridge link: adding new topics failed", "link", w.spec.Name, "error", err)
+			}
+			if n > 0 {
+				lg.Info("bridge link mirrors new partitions", "link", w.spec.Name, "partitions", n)
+			}
+		}
 	}
 }
 

@@ -268,3 +268,50 @@ func TestExactlyOnceLinkFromConfig(t *testing.T) {
 		t.Errorf("offsets topic: %q = %q", last.Key, last.Value)
 	}
 }
+
+// TestLinkAllTopicsTakesNewOnes: a link with topics ["*"] mirrors a topic
+// created after it started, but not the topic it copies down from
+// upstream.
+func TestLinkAllTopicsTakesNewOnes(t *testing.T) {
+	saved := discoverEvery
+	t.Cleanup(func() { discoverEvery = saved }) // after the server's cleanup, registered later
+	discoverEvery = 50 * time.Millisecond
+	up, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.MQTT.Addr, cfg.Kafka.Addr, cfg.HTTP.Addr = "", "", ""
+	cfg.EdgeID = "pi-4"
+	cfg.Topics = []config.TopicSpec{{Name: "telemetry"}}
+	cfg.Links = []config.LinkSpec{{Name: "central", Kafka: config.KafkaPeer{Brokers: up.ListenAddrs()}, Topics: []string{"*"},
+		Downstream: []config.DownstreamSpec{{From: "commands", To: "commands"}}}}
+	srv := startServer(t, cfg)
+	tp, err := srv.Log().CreateTopic("created-later", spoollog.DefaultTopicConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := tp.Partition(0)
+	if _, err := p.AppendRecords([]spoollog.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte("new")}}, spoollog.DefaultBatchOptions); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(up.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if r := readPartition(ctx, t, cl, "pi-4.created-later", 0, 1)[0]; string(r.Value) != "new" {
+		t.Errorf("mirrored %q", r.Value)
+	}
+	for _, h := range srv.links.health() {
+		for _, ph := range h.Partitions {
+			if ph.Topic == "commands" {
+				t.Errorf("the link mirrors %s, the topic it copies down", ph.Topic)
+			}
+		}
+	}
+}

@@ -66,7 +66,8 @@ type LinkSpec struct {
 	Name  string    `yaml:"name"`
 	Kafka KafkaPeer `yaml:"kafka"`
 	MQTT  MQTTPeer  `yaml:"mqtt"`
-	// Topics to mirror; "*" is every topic that exists at start-up.
+	// Topics to mirror; "*" is every topic, also those created later (but
+	// the targets of this link's downstream copies).
 	Topics []string `yaml:"topics"`
 	// Destination is the upstream topic: {site} and {topic} are replaced.
 	// Default "{site}.{topic}".
