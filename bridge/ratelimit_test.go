@@ -65,6 +65,7 @@ func TestLimiterOrder(t *testing.T) {
 	order := make(chan string, 4)
 	var wg sync.WaitGroup
 	start := func(name string, class int) {
+		want := l.waitingCount() + 1
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -73,16 +74,12 @@ func TestLimiterOrder(t *testing.T) {
 			}
 		}()
 		// Each waits before the next comes: the arrival order is known.
-		waitFor(t, name+" waiting", func() bool {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			return l.waiting.Len() > 0 && l.waiting[len(l.waiting)-1] != nil && l.seq == l.waiting[len(l.waiting)-1].seq
-		})
+		waitFor(t, name+" waiting", func() bool { return l.waitingCount() == want })
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	gone := make(chan bool, 1)
 	go func() { gone <- l.wait(cancelled, 1, roundClass(9, true)) }()
-	waitFor(t, "the cancelled round waiting", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.waiting.Len() == 1 })
+	waitFor(t, "the cancelled round waiting", func() bool { return l.waitingCount() == 1 })
 	cancel()
 	if <-gone {
 		t.Fatal("a cancelled round was granted while the bucket was in debt")
@@ -103,4 +100,10 @@ func TestLimiterOrder(t *testing.T) {
 	if want := []string{"alarm", "live", "backlog-1", "backlog-2"}; !slices.Equal(got, want) {
 		t.Errorf("granted in order %v, want %v", got, want)
 	}
+}
+
+func (l *limiter) waitingCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waiting.Len()
 }

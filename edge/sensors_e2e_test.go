@@ -91,7 +91,18 @@ func TestSensorsSimulatedEndToEnd(t *testing.T) {
 	var st struct {
 		Sensors []sensors.SensorStatus `json:"sensors"`
 	}
-	getJSON(t, base+"/api/v1/sensors", &st)
+	// A reading is readable once stored, a moment before the sensor's
+	// status counts it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		getJSON(t, base+"/api/v1/sensors", &st)
+		counted := len(st.Sensors) == len(want)
+		for _, s := range st.Sensors {
+			counted = counted && s.Readings >= 1
+		}
+		if counted || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(st.Sensors) != len(want) {
 		t.Fatalf("GET /api/v1/sensors: %d sensors, want %d", len(st.Sensors), len(want))
 	}
@@ -146,7 +157,14 @@ func TestSensorMissingHardware(t *testing.T) {
 	var st struct {
 		Sensors []sensors.SensorStatus `json:"sensors"`
 	}
-	getJSON(t, base+"/api/v1/sensors", &st)
+	// A reading is readable once stored, a moment before the sensor's
+	// status counts it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		getJSON(t, base+"/api/v1/sensors", &st)
+		if st.Sensors[1].Readings >= 3 || time.Now().After(deadline) {
+			break
+		}
+	}
 	door := st.Sensors[0]
 	if door.State != sensors.StateFailed || door.Failures < 1 ||
 		!strings.Contains(door.LastError, "P1_11 (GPIO17)") || !strings.Contains(door.LastError, "/dev/gpiochip0 absent") {
