@@ -17,7 +17,7 @@ import (
 )
 
 // MQTTLink mirrors local topics to an upstream MQTT broker (MQTT 3.1.1 with
-// paho; MQTT 5 is not supported yet). Every record becomes one QoS 1
+// paho.mqtt.golang, MQTT 5 with paho.golang). Every record becomes one QoS 1
 // message on the topic its template names; the cursors, retention pins,
 // gaps and Health work as for KafkaLink.
 //
@@ -31,7 +31,8 @@ import (
 // headers, so a bare-value message does not say which local offset it
 // was: with Envelope off duplicates are recognisable only by content; with
 // Envelope on each message carries its origin (edge, topic, partition,
-// offset) and upstream consumers can drop the repeats.
+// offset) and upstream consumers can drop the repeats. Over MQTT 5 the
+// origin is in every message's user properties.
 type MQTTLink struct {
 	opts  MQTTLinkOptions
 	ns    string
@@ -188,6 +189,9 @@ func (l *MQTTLink) Run(ctx context.Context) error {
 // until the connection fails or ctx ends. connected says whether the
 // connection came up; err is why it ended (nil when ctx ended).
 func (l *MQTTLink) session(ctx context.Context) (connected bool, err error) {
+	if l.opts.Version == 5 {
+		return l.session5(ctx)
+	}
 	conn, drop := context.WithCancelCause(ctx)
 	defer drop(nil)
 	cl := mqtt.NewClient(l.clientOptions(func(err error) {
@@ -241,7 +245,7 @@ func (l *MQTTLink) session(ctx context.Context) (connected bool, err error) {
 			if !started[m] {
 				started[m] = true
 				wg.Go(func() {
-					if err := m.run(ctx, conn, cl); err != nil {
+					if err := m.run(ctx, conn, v3Publisher{cl}); err != nil {
 						drop(err)
 					}
 				})
@@ -385,7 +389,7 @@ func newMQTTMirror(l *MQTTLink, p *spoollog.Partition, topic string) (*mqttMirro
 
 // run mirrors over one connection until it fails (the error) or ctx
 // (Run's) or conn (the connection's) ends (nil).
-func (m *mqttMirror) run(ctx, conn context.Context, cl mqtt.Client) error {
+func (m *mqttMirror) run(ctx, conn context.Context, cl publisher) error {
 	m.markStart()
 	for conn.Err() == nil {
 		idle, err := m.round(ctx, conn, cl)
@@ -417,14 +421,14 @@ var errConnEnded = errors.New("connection ended before PUBACK")
 type inflight struct {
 	offset int64
 	size   int64
-	tok    mqtt.Token
+	tok    token
 	sentAt time.Time
 }
 
 // round reads at the cursor, publishes what it read with at most InFlight
 // messages unacknowledged, and stores the cursor of the acknowledged
 // prefix. It returns a channel to wait on when there was nothing to read.
-func (m *mqttMirror) round(ctx, conn context.Context, cl mqtt.Client) (<-chan struct{}, error) {
+func (m *mqttMirror) round(ctx, conn context.Context, cl publisher) (<-chan struct{}, error) {
 	o := &m.link.opts
 	cursor := m.getCursor()
 	if start := m.p.LogStartOffset(); cursor < start {
@@ -497,7 +501,7 @@ func (m *mqttMirror) round(ctx, conn context.Context, cl mqtt.Client) (<-chan st
 		// connection is being torn down, and the loss is reported only
 		// after that: stop publishing as soon as the connection is not
 		// open.
-		if conn.Err() != nil || !cl.IsConnectionOpen() {
+		if conn.Err() != nil || !cl.isOpen() {
 			complete = false
 			break
 		}
@@ -513,7 +517,7 @@ func (m *mqttMirror) round(ctx, conn context.Context, cl mqtt.Client) (<-chan st
 			break
 		}
 		window = append(window, inflight{offset: r.Offset, size: int64(len(r.Key) + len(r.Value)),
-			tok: cl.Publish(topic, 1, false, payload), sentAt: time.Now()})
+			tok: cl.publish(topic, payload, r), sentAt: time.Now()})
 	}
 	for len(window) > 0 && perr == nil {
 		perr = await()

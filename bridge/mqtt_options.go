@@ -18,7 +18,7 @@ const DefaultMQTTTopic = "{site}/{topic}"
 
 // MQTTLinkOptions configure an MQTTLink. Zero values take the defaults
 // written beside each field. Every message is published with QoS 1 and
-// without the retain flag; the protocol is MQTT 3.1.1.
+// without the retain flag, over MQTT 3.1.1 or 5 (Version).
 type MQTTLinkOptions struct {
 	// Name identifies the link; its cursors live in namespace
 	// "bridge."+Name and its retention pin is named the same. Required.
@@ -47,6 +47,11 @@ type MQTTLinkOptions struct {
 	// '+', '#' and NUL turned into '_', and "_" for an empty key). Default
 	// DefaultMQTTTopic.
 	Topic string
+	// Version is the MQTT protocol: 4 (3.1.1, default) or 5. Over MQTT 5
+	// every message carries the record's headers and the origin headers
+	// (spool.edge, spool.topic, spool.partition, spool.offset) as user
+	// properties, and a content-type header as its content type.
+	Version int
 	// Envelope publishes each record as a JSON MQTTEnvelope instead of its
 	// bare value. MQTT 3.1.1 has no headers: without the envelope the
 	// record headers are not sent and a resend after a failure is
@@ -100,6 +105,13 @@ func (o MQTTLinkOptions) withDefaults() (MQTTLinkOptions, error) {
 		return o, fmt.Errorf("bridge link %s: no local log", o.Name)
 	case len(o.Topics) == 0:
 		return o, fmt.Errorf("bridge link %s: no topics", o.Name)
+	}
+	switch o.Version {
+	case 0:
+		o.Version = 4
+	case 4, 5:
+	default:
+		return o, fmt.Errorf("bridge link %s: MQTT version %d is not 4 (3.1.1) or 5", o.Name, o.Version)
 	}
 	u, err := url.Parse(o.Broker)
 	if err != nil {

@@ -94,7 +94,7 @@ func (ls *links) addMQTT(cfg config.Config, spec config.LinkSpec, l *spoollog.Lo
 	m := spec.MQTT
 	opts := bridge.MQTTLinkOptions{
 		Name: spec.Name, Site: cfg.EdgeID, Broker: m.URL, Username: m.User, Password: m.Password,
-		Log: l, Topics: linkTopics(spec, l), Topic: m.Topic, Envelope: m.Envelope,
+		Log: l, Topics: linkTopics(spec, l), Topic: m.Topic, Envelope: m.Envelope, Version: mqttVersion(m.Protocol),
 		DeliveryTimeout: spec.DeliveryTimeout.D(), Logger: lg.With("component", "bridge", "link", spec.Name),
 	}
 	if strings.HasPrefix(m.URL, "ssl://") || m.TLS.Enabled || m.TLS.CA != "" || m.TLS.Cert != "" {
@@ -111,6 +111,14 @@ func (ls *links) addMQTT(cfg config.Config, spec config.LinkSpec, l *spoollog.Lo
 	ls.mqtt = append(ls.mqtt, k)
 	ls.watch = append(ls.watch, watched{spec, k.AddTopics})
 	return nil
+}
+
+// mqttVersion is the protocol level of a protocol name: 4 is MQTT 3.1.1.
+func mqttVersion(protocol string) int {
+	if protocol == "5" {
+		return 5
+	}
+	return 4
 }
 
 // linkTopics resolves a link's topics ("*": every topic there is now,

@@ -163,6 +163,12 @@ func TestDownstreamCommandReachesDevice(t *testing.T) {
 // TestMQTTLinkFromConfig: a link with an mqtt upstream publishes what
 // devices send to the upstream broker, in the JSON envelope with its origin.
 func TestMQTTLinkFromConfig(t *testing.T) {
+	for _, protocol := range []string{"3.1.1", "5"} {
+		t.Run("protocol="+protocol, func(t *testing.T) { mqttLinkFromConfig(t, protocol) })
+	}
+}
+
+func mqttLinkFromConfig(t *testing.T, protocol string) {
 	bin := "/usr/sbin/mosquitto"
 	if _, err := os.Stat(bin); err != nil {
 		if bin, err = exec.LookPath("mosquitto"); err != nil {
@@ -206,7 +212,7 @@ func TestMQTTLinkFromConfig(t *testing.T) {
 	c.Data = t.TempDir()
 	c.MQTT.Addr, c.Kafka.Addr, c.HTTP.Addr = "127.0.0.1:0", "", ""
 	c.EdgeID = "pi-8"
-	c.Links = []config.LinkSpec{{Name: "central", MQTT: config.MQTTPeer{URL: "tcp://127.0.0.1:" + port, Topic: "{site}/{topic}", Envelope: true}, Topics: []string{"*"}}}
+	c.Links = []config.LinkSpec{{Name: "central", MQTT: config.MQTTPeer{URL: "tcp://127.0.0.1:" + port, Topic: "{site}/{topic}", Envelope: true, Protocol: protocol}, Topics: []string{"*"}}}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -126,6 +126,9 @@ type MQTTPeer struct {
 	// partition, offset), key and headers, so that upstream consumers can
 	// tell a resend from a new record (MQTT 3.1.1 has no headers).
 	Envelope bool `yaml:"envelope"`
+	// Protocol is "3.1.1" (default) or "5". Over MQTT 5 the headers and
+	// the origin travel as user properties.
+	Protocol string `yaml:"protocol"`
 }
 
 // KafkaPeer is how to reach a Kafka cluster.

@@ -168,6 +168,9 @@ func (c *Config) Validate() error {
 			if len(l.Downstream) > 0 {
 				bad(key+".downstream", "needs a kafka upstream")
 			}
+			if p := l.MQTT.Protocol; p != "" && p != "3.1.1" && p != "5" {
+				bad(key+".mqtt.protocol", "%q is not 3.1.1 or 5", p)
+			}
 			if (l.MQTT.TLS.Cert == "") != (l.MQTT.TLS.Key == "") {
 				bad(key+".mqtt.tls", "cert and key go together")
 			}

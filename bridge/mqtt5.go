@@ -1,0 +1,246 @@
+package bridge
+
+// MQTT 5 upstream, through paho.golang. Its Publish either blocks until
+// the PUBACK, one message per round trip, or (AsyncSend) returns once the
+// message is sent without a way to learn the outcome. A mirror needs
+// both: messages sent in order without waiting, and each one's PUBACK.
+// ackSession gets the second from the session store: every QoS 1 publish
+// passes through AddToSession with the channel its acknowledgement will
+// arrive on, and a publish is handed over one at a time (mqtt5Conn.mu),
+// so the store can pair that channel with the caller's token.
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session"
+	"github.com/eclipse/paho.golang/paho/session/state"
+
+	spoollog "github.com/spoolmq/spool/log"
+)
+
+// ackToken is one MQTT 5 publish waiting for its PUBACK.
+type ackToken struct {
+	done chan struct{}
+	err  error
+}
+
+func newAckToken() *ackToken { return &ackToken{done: make(chan struct{})} }
+
+func (t *ackToken) Done() <-chan struct{} { return t.done }
+func (t *ackToken) Error() error          { <-t.done; return t.err }
+
+func (t *ackToken) finish(err error) { t.err = err; close(t.done) }
+
+// complete finishes the token from what the session delivered: a PUBACK,
+// or the empty packet paho sends when the connection shuts down.
+func (t *ackToken) complete(cp packets.ControlPacket) {
+	switch {
+	case cp.Type == packets.PUBACK:
+		pa := cp.Content.(*packets.Puback)
+		if pa.ReasonCode >= 0x80 {
+			t.finish(fmt.Errorf("PUBACK reason %#x: %s", pa.ReasonCode, pa.Reason()))
+			return
+		}
+		t.finish(nil)
+	case cp.Type == 0:
+		t.finish(errConnEnded)
+	default:
+		t.finish(fmt.Errorf("packet type %d instead of PUBACK", cp.Type))
+	}
+}
+
+// ackSession is paho's in-memory session that also completes the token
+// of the publish being handed over.
+type ackSession struct {
+	session.SessionManager
+	next *ackToken // set by mqtt5Conn.publish, under its mu
+}
+
+func (s *ackSession) AddToSession(ctx context.Context, p session.Packet, resp chan<- packets.ControlPacket) error {
+	tok := s.next
+	if tok == nil {
+		return s.SessionManager.AddToSession(ctx, p, resp)
+	}
+	mine := make(chan packets.ControlPacket, 1)
+	if err := s.SessionManager.AddToSession(ctx, p, mine); err != nil {
+		return err
+	}
+	go func() {
+		cp := <-mine
+		tok.complete(cp)
+		select {
+		case resp <- cp: // paho's own channel (buffered, read by nobody under AsyncSend)
+		default:
+		}
+	}()
+	return nil
+}
+
+// mqtt5Conn is one MQTT 5 connection.
+type mqtt5Conn struct {
+	c    *paho.Client
+	sess *ackSession
+	ctx  context.Context // the connection's: ends when it is dropped
+	mu   sync.Mutex      // one publish handed over at a time
+	lost atomic.Bool
+}
+
+// mqtt5Publisher publishes one mirror's records over a connection.
+type mqtt5Publisher struct {
+	conn *mqtt5Conn
+	m    *mqttMirror
+}
+
+func (p mqtt5Publisher) isOpen() bool { return !p.conn.lost.Load() }
+
+func (p mqtt5Publisher) publish(topic string, payload []byte, r spoollog.Record) token {
+	props := &paho.PublishProperties{}
+	for _, h := range r.Headers {
+		if h.Key == "content-type" {
+			props.ContentType = string(h.Value)
+			continue
+		}
+		props.User.Add(h.Key, string(h.Value))
+	}
+	o := &p.m.link.opts
+	props.User.Add(HeaderEdge, o.Site).
+		Add(HeaderTopic, p.m.topic).
+		Add(HeaderPartition, strconv.Itoa(int(p.m.p.ID()))).
+		Add(HeaderOffset, strconv.FormatInt(r.Offset, 10))
+	if o.Envelope {
+		props.ContentType = "application/json"
+	}
+	tok := newAckToken()
+	c := p.conn
+	c.mu.Lock()
+	c.sess.next = tok
+	_, err := c.c.PublishWithOptions(c.ctx, &paho.Publish{QoS: 1, Topic: topic, Payload: payload, Properties: props},
+		paho.PublishOptions{Method: paho.PublishMethod_AsyncSend})
+	c.sess.next = nil
+	c.mu.Unlock()
+	if err != nil && !errors.Is(err, paho.ErrNetworkErrorAfterStored) {
+		// Not in the session: no acknowledgement will come.
+		tok.finish(err)
+	}
+	return tok
+}
+
+// dial opens the TCP or TLS connection to the broker.
+func (l *MQTTLink) dial(ctx context.Context) (net.Conn, error) {
+	u, err := url.Parse(l.opts.Broker)
+	if err != nil {
+		return nil, err
+	}
+	host := u.Host
+	secure := u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "mqtts" || u.Scheme == "tcps"
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[bool]string{false: "1883", true: "8883"}[secure])
+	}
+	d := &net.Dialer{Timeout: l.opts.ConnectTimeout}
+	if !secure {
+		return d.DialContext(ctx, "tcp", host)
+	}
+	tc := l.opts.TLS
+	if tc == nil {
+		tc = &tls.Config{}
+	}
+	tc = tc.Clone()
+	if tc.ServerName == "" {
+		tc.ServerName = u.Hostname()
+	}
+	return (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(ctx, "tcp", host)
+}
+
+// session5 is session over MQTT 5.
+func (l *MQTTLink) session5(ctx context.Context) (connected bool, err error) {
+	conn, drop := context.WithCancelCause(ctx)
+	defer drop(nil)
+	cctx, cancel := context.WithTimeout(ctx, l.opts.ConnectTimeout)
+	defer cancel()
+	nc, err := l.dial(cctx)
+	if err != nil {
+		return false, fmt.Errorf("connect %s: %w", l.opts.Broker, err)
+	}
+	mc := &mqtt5Conn{sess: &ackSession{SessionManager: state.NewInMemory()}, ctx: conn}
+	lost := func(err error) {
+		if mc.lost.CompareAndSwap(false, true) {
+			l.setConnected(false)
+			l.noteUpstream(err)
+			drop(fmt.Errorf("connection lost: %w", err))
+		}
+	}
+	mc.c = paho.NewClient(paho.ClientConfig{
+		ClientID:           l.opts.ClientID,
+		Conn:               packets.NewThreadSafeConn(nc),
+		Session:            mc.sess,
+		PacketTimeout:      l.opts.DeliveryTimeout,
+		OnClientError:      lost,
+		OnServerDisconnect: func(d *paho.Disconnect) { lost(fmt.Errorf("server disconnected: reason %#x", d.ReasonCode)) },
+	})
+	cp := &paho.Connect{ClientID: l.opts.ClientID, CleanStart: true, KeepAlive: uint16(l.opts.KeepAlive / time.Second)}
+	if l.opts.Username != "" {
+		cp.Username, cp.UsernameFlag = l.opts.Username, true
+		cp.Password, cp.PasswordFlag = []byte(l.opts.Password), true
+	}
+	ca, err := mc.c.Connect(cctx, cp)
+	if err == nil && ca.ReasonCode >= 0x80 {
+		err = fmt.Errorf("CONNACK reason %#x", ca.ReasonCode)
+	}
+	if err != nil {
+		nc.Close()
+		return false, fmt.Errorf("connect %s: %w", l.opts.Broker, err)
+	}
+	l.setConnected(true)
+	l.lg.Info("connected", "broker", l.opts.Broker, "protocol", "MQTT 5")
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-mc.c.Done():
+			lost(errors.New("connection closed"))
+		case <-conn.Done():
+		}
+	})
+	started := map[*mqttMirror]bool{}
+	startNew := func() {
+		for _, m := range l.mirrorList() {
+			if !started[m] {
+				started[m] = true
+				wg.Go(func() {
+					if err := m.run(ctx, conn, mqtt5Publisher{mc, m}); err != nil {
+						drop(err)
+					}
+				})
+			}
+		}
+	}
+	startNew()
+	wg.Go(func() {
+		for {
+			select {
+			case <-conn.Done():
+				return
+			case <-l.added:
+				startNew()
+			}
+		}
+	})
+	wg.Wait()
+	l.setConnected(false)
+	_ = mc.c.Disconnect(&paho.Disconnect{ReasonCode: 0})
+	nc.Close()
+	if ctx.Err() != nil {
+		return true, nil
+	}
+	return true, context.Cause(conn)
+}
