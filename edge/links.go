@@ -27,6 +27,7 @@ type links struct {
 	all   []*bridge.KafkaLink
 	mqtt  []*bridge.MQTTLink
 	down  []*bridge.KafkaDownstream
+	mdown []*bridge.MQTTDownstream
 	watch []watched
 	log   *spoollog.Log
 	wg    sync.WaitGroup
@@ -104,12 +105,29 @@ func (ls *links) addMQTT(cfg config.Config, spec config.LinkSpec, l *spoollog.Lo
 		}
 		opts.TLS = tc
 	}
-	k, err := bridge.NewMQTTLink(opts)
+	if len(opts.Topics) > 0 {
+		k, err := bridge.NewMQTTLink(opts)
+		if err != nil {
+			return err
+		}
+		ls.mqtt = append(ls.mqtt, k)
+		ls.watch = append(ls.watch, watched{spec, k.AddTopics})
+	}
+	if len(spec.Downstream) == 0 {
+		return nil
+	}
+	filters := map[string]string{}
+	for _, d := range spec.Downstream {
+		filters[d.From] = d.To
+	}
+	d, err := bridge.NewMQTTDownstream(bridge.MQTTDownstreamOptions{
+		Name: spec.Name, Site: cfg.EdgeID, Broker: m.URL, TLS: opts.TLS, Username: m.User, Password: m.Password,
+		Filters: filters, Log: l, Logger: lg.With("component", "bridge", "link", spec.Name),
+	})
 	if err != nil {
 		return err
 	}
-	ls.mqtt = append(ls.mqtt, k)
-	ls.watch = append(ls.watch, watched{spec, k.AddTopics})
+	ls.mdown = append(ls.mdown, d)
 	return nil
 }
 
@@ -260,6 +278,13 @@ func (ls *links) run(ctx context.Context, lg *slog.Logger) {
 			}
 		})
 	}
+	for _, d := range ls.mdown {
+		ls.wg.Go(func() {
+			if err := d.Run(ctx); err != nil && ctx.Err() == nil {
+				lg.Error("bridge downstream stopped", "link", d.Health().Name, "error", err)
+			}
+		})
+	}
 	if len(ls.watch) > 0 {
 		ls.wg.Go(func() { ls.discover(ctx, lg) })
 	}
@@ -293,8 +318,11 @@ func (ls *links) discover(ctx context.Context, lg *slog.Logger) {
 
 // downHealth is every downstream copy's snapshot.
 func (ls *links) downHealth() []bridge.DownstreamHealth {
-	out := make([]bridge.DownstreamHealth, 0, len(ls.down))
+	out := make([]bridge.DownstreamHealth, 0, len(ls.down)+len(ls.mdown))
 	for _, d := range ls.down {
+		out = append(out, d.Health())
+	}
+	for _, d := range ls.mdown {
 		out = append(out, d.Health())
 	}
 	return out

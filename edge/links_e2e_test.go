@@ -169,26 +169,7 @@ func TestMQTTLinkFromConfig(t *testing.T) {
 }
 
 func mqttLinkFromConfig(t *testing.T, protocol string) {
-	bin := "/usr/sbin/mosquitto"
-	if _, err := os.Stat(bin); err != nil {
-		if bin, err = exec.LookPath("mosquitto"); err != nil {
-			if os.Getenv("SPOOL_REQUIRE_PEERS") != "" {
-				t.Fatal("mosquitto is not installed and SPOOL_REQUIRE_PEERS is set")
-			}
-			t.Skip("mosquitto is not installed")
-		}
-	}
-	port := strings.TrimPrefix(freePort(t), "127.0.0.1:")
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence false\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mq := exec.Command(bin, "-c", conf)
-	if err := mq.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { mq.Process.Kill(); mq.Wait() }()
-
+	port := startMosquitto(t)
 	var upstream received
 	deadline := time.Now().Add(10 * time.Second)
 	var sub paho.Client
@@ -320,4 +301,87 @@ func TestLinkAllTopicsTakesNewOnes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// startMosquitto runs Debian's mosquitto on a free loopback port until the
+// test ends and returns the port; it skips the test without mosquitto,
+// unless SPOOL_REQUIRE_PEERS is set.
+func startMosquitto(t *testing.T) string {
+	t.Helper()
+	bin := "/usr/sbin/mosquitto"
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = exec.LookPath("mosquitto"); err != nil {
+			if os.Getenv("SPOOL_REQUIRE_PEERS") != "" {
+				t.Fatal("mosquitto is not installed and SPOOL_REQUIRE_PEERS is set")
+			}
+			t.Skip("mosquitto is not installed")
+		}
+	}
+	port := strings.TrimPrefix(freePort(t), "127.0.0.1:")
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	if err := os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mq := exec.Command(bin, "-c", conf)
+	if err := mq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mq.Process.Kill(); mq.Wait() })
+	return port
+}
+
+// TestMQTTDownstreamCommandReachesDevice: a command published on the
+// upstream MQTT broker is copied into the local topic and delivered by
+// egress to the device subscribed on the edge.
+func TestMQTTDownstreamCommandReachesDevice(t *testing.T) {
+	port := startMosquitto(t)
+	c := config.Default()
+	c.Data = t.TempDir()
+	c.MQTT.Addr, c.Kafka.Addr, c.HTTP.Addr = "127.0.0.1:0", "", ""
+	c.EdgeID = "pi-3"
+	c.Links = []config.LinkSpec{{Name: "central", MQTT: config.MQTTPeer{URL: "tcp://127.0.0.1:" + port},
+		Downstream: []config.DownstreamSpec{{From: "dc/pi-3/cmd/#", To: "commands"}}}}
+	c.Egress = []config.EgressSpec{{Topic: "commands", MQTTTopic: "{key}"}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, c)
+	var got received
+	dev := mqttClient(t, srv, "pump", true, got.handler)
+	defer dev.Disconnect(50)
+	if tok := dev.Subscribe("dc/pi-3/cmd/pump", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	dc := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://127.0.0.1:" + port).SetClientID("dc").SetAutoReconnect(false))
+	if tok := dc.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer dc.Disconnect(50)
+	// Until the downstream has subscribed, a publish reaches nobody:
+	// publish until the device sees one.
+	deadline := time.Now().Add(15 * time.Second)
+	for len(got.get()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the command never reached the device")
+		}
+		if tok := dc.Publish("dc/pi-3/cmd/pump", 1, false, `{"state":"on"}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m := got.get()[0]; m != `dc/pi-3/cmd/pump={"state":"on"}` {
+		t.Errorf("device got %q", m)
+	}
+	var down []bridgeDown
+	for _, d := range srv.links.downHealth() {
+		down = append(down, bridgeDown{d.Name, d.Copied})
+	}
+	if len(down) != 1 || down[0].copied < 1 {
+		t.Errorf("downstream health %+v", down)
+	}
+}
+
+type bridgeDown struct {
+	name   string
+	copied int64
 }

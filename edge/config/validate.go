@@ -165,9 +165,6 @@ func (c *Config) Validate() error {
 			if u, err := url.Parse(l.MQTT.URL); err != nil || (u.Scheme != "tcp" && u.Scheme != "ssl") || u.Host == "" {
 				bad(key+".mqtt.url", "%q is not tcp://host:port or ssl://host:port", l.MQTT.URL)
 			}
-			if len(l.Downstream) > 0 {
-				bad(key+".downstream", "needs a kafka upstream")
-			}
 			if p := l.MQTT.Protocol; p != "" && p != "3.1.1" && p != "5" {
 				bad(key+".mqtt.protocol", "%q is not 3.1.1 or 5", p)
 			}
@@ -204,7 +201,9 @@ func (c *Config) Validate() error {
 		}
 		for j, d := range l.Downstream {
 			dk := fmt.Sprintf("%s.downstream[%d]", key, j)
-			if spoollog.ValidateTopicName(d.From) != nil {
+			if isMQTT && !validFilter(d.From) {
+				bad(dk+".from", "%q is not an MQTT topic filter", d.From)
+			} else if !isMQTT && spoollog.ValidateTopicName(d.From) != nil {
 				bad(dk+".from", "%q is not a topic name", d.From)
 			}
 			if spoollog.ValidateTopicName(d.To) != nil {
