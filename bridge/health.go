@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"sync"
 	"time"
 )
 
@@ -25,8 +26,18 @@ const (
 type Health struct {
 	Link  string `json:"link"`
 	State State  `json:"state"`
-	// Lag is the sum of the partitions' lags, in records.
-	Lag int64 `json:"lag"`
+	// Lag is the sum of the partitions' lags, in records; LagBytes their
+	// estimated stored size.
+	Lag      int64 `json:"lag"`
+	LagBytes int64 `json:"lag_bytes"`
+	// OldestUnmirrored is the time of the oldest record not yet
+	// acknowledged upstream, over all partitions (zero when caught up).
+	OldestUnmirrored time.Time `json:"oldest_unmirrored,omitzero"`
+	// RecordsPerSec and BytesPerSec are the recent upstream throughput:
+	// acknowledged records and key+value bytes per second over the last
+	// half minute or so (between Health calls).
+	RecordsPerSec float64 `json:"records_per_sec"`
+	BytesPerSec   float64 `json:"bytes_per_sec"`
 	// Records and Bytes (keys plus values) acknowledged by the upstream
 	// since the link was built.
 	Records int64 `json:"records"`
@@ -50,11 +61,16 @@ type PartitionHealth struct {
 	// acknowledged upstream.
 	Cursor        int64 `json:"cursor"`
 	HighWatermark int64 `json:"high_watermark"`
-	// Lag is HighWatermark - Cursor, in offsets.
-	Lag     int64 `json:"lag"`
-	Records int64 `json:"records"`
-	Bytes   int64 `json:"bytes"`
-	Gaps    int64 `json:"gaps"`
+	// Lag is HighWatermark - Cursor, in offsets. LagBytes estimates their
+	// stored size: Lag times the partition's average stored record size.
+	Lag      int64 `json:"lag"`
+	LagBytes int64 `json:"lag_bytes"`
+	// OldestUnmirrored is the timestamp of the batch holding the cursor:
+	// the oldest record not yet acknowledged upstream (zero without lag).
+	OldestUnmirrored time.Time `json:"oldest_unmirrored,omitzero"`
+	Records          int64     `json:"records"`
+	Bytes            int64     `json:"bytes"`
+	Gaps             int64     `json:"gaps"`
 	// Failing is set from a failed attempt until the next acknowledged one.
 	Failing bool `json:"failing"`
 	// Stalled: lag and no progress for StallTimeout.
@@ -73,6 +89,7 @@ func (k *KafkaLink) Health() Health {
 		parts[i] = &m.partState
 	}
 	h, failing, draining := sumPartitions(k.opts.Name, parts, time.Now(), k.opts.StallTimeout)
+	h.RecordsPerSec, h.BytesPerSec = k.rate.update(time.Now(), h.Records, h.Bytes)
 	k.mu.Lock()
 	connected, setupErr, setupErrAt := k.connected, k.setupErr, k.setupErrAt
 	upErr, upErrAt, upOKAt := k.upErr, k.upErrAt, k.upOKAt
@@ -101,4 +118,36 @@ func (k *KafkaLink) Health() Health {
 		h.State = StateCaughtUp
 	}
 	return h
+}
+
+// rateMeter turns the acknowledged totals into a recent rate: it keeps a
+// few samples of them, taken when Health is called (at most one per
+// second), and measures over the last 30 s of them.
+type rateMeter struct {
+	mu      sync.Mutex
+	samples []rateSample
+}
+
+type rateSample struct {
+	at             time.Time
+	records, bytes int64
+}
+
+const rateWindow = 30 * time.Second
+
+func (r *rateMeter) update(now time.Time, records, bytes int64) (recordsPerSec, bytesPerSec float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := len(r.samples); n == 0 || now.Sub(r.samples[n-1].at) >= time.Second {
+		r.samples = append(r.samples, rateSample{now, records, bytes})
+	}
+	for len(r.samples) > 2 && now.Sub(r.samples[1].at) >= rateWindow {
+		r.samples = r.samples[1:]
+	}
+	first := r.samples[0]
+	dt := now.Sub(first.at).Seconds()
+	if dt < 0.5 {
+		return 0, 0
+	}
+	return float64(records-first.records) / dt, float64(bytes-first.bytes) / dt
 }

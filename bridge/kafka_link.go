@@ -26,6 +26,7 @@ type KafkaLink struct {
 	ns    string // cursor namespace and pin name
 	lg    *slog.Logger
 	limit *limiter // nil: no bandwidth limit
+	rate  rateMeter
 	// added is signalled when AddTopics made new mirrors, for a running
 	// Run to start them.
 	added chan struct{}

@@ -38,6 +38,7 @@ type MQTTLink struct {
 	ns    string
 	lg    *slog.Logger
 	added chan struct{} // AddTopics made mirrors a session should start
+	rate  rateMeter
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -347,6 +348,7 @@ func (l *MQTTLink) Health() Health {
 		parts[i] = &m.partState
 	}
 	h, failing, draining := sumPartitions(l.opts.Name, parts, time.Now(), l.opts.StallTimeout)
+	h.RecordsPerSec, h.BytesPerSec = l.rate.update(time.Now(), h.Records, h.Bytes)
 	l.mu.Lock()
 	connected, ever, upErr, upErrAt, upOKAt := l.connected, l.ever, l.upErr, l.upErrAt, l.upOKAt
 	l.mu.Unlock()

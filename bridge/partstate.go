@@ -120,11 +120,26 @@ func (s *partState) getCursor() int64 {
 // health snapshots the partition.
 func (s *partState) health(now time.Time, stall time.Duration) PartitionHealth {
 	hw := s.p.HighWatermark()
+	cursor := s.getCursor()
+	var lagBytes int64
+	var oldest time.Time
+	if lag := hw - cursor; lag > 0 {
+		if n := hw - s.p.LogStartOffset(); n > 0 {
+			lagBytes = lag * (s.p.Size() / n)
+		}
+		// The batch holding the cursor: its first timestamp is the
+		// oldest unmirrored record's (or older, within the batch).
+		if data, err := s.p.Read(cursor, 1); err == nil && len(data) > 0 {
+			if h, err := spoollog.ParseBatchHeader(data); err == nil {
+				oldest = time.UnixMilli(h.BaseTimestamp)
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ph := PartitionHealth{
 		Topic: s.topic, Partition: s.p.ID(), Destination: s.dest,
-		Cursor: s.cursor, HighWatermark: hw, Lag: max(hw-s.cursor, 0),
+		Cursor: s.cursor, HighWatermark: hw, Lag: max(hw-s.cursor, 0), LagBytes: lagBytes, OldestUnmirrored: oldest,
 		Records: s.records, Bytes: s.bytes, Gaps: s.gaps,
 		Failing: s.failing, LastProgress: s.progressAt, LastErrorAt: s.lastErrAt,
 	}
@@ -150,6 +165,10 @@ func sumPartitions(name string, parts []*partState, now time.Time, stall time.Du
 		ph := s.health(now, stall)
 		h.Partitions = append(h.Partitions, ph)
 		h.Lag += ph.Lag
+		h.LagBytes += ph.LagBytes
+		if !ph.OldestUnmirrored.IsZero() && (h.OldestUnmirrored.IsZero() || ph.OldestUnmirrored.Before(h.OldestUnmirrored)) {
+			h.OldestUnmirrored = ph.OldestUnmirrored
+		}
 		h.Records += ph.Records
 		h.Bytes += ph.Bytes
 		h.Gaps += ph.Gaps

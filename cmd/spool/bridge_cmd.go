@@ -35,6 +35,10 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			Link        string    `json:"link"`
 			State       string    `json:"state"`
 			Lag         int64     `json:"lag"`
+			LagBytes    int64     `json:"lag_bytes"`
+			Oldest      time.Time `json:"oldest_unmirrored"`
+			RecPerSec   float64   `json:"records_per_sec"`
+			BytesPerSec float64   `json:"bytes_per_sec"`
 			Records     int64     `json:"records"`
 			Bytes       int64     `json:"bytes"`
 			Gaps        int64     `json:"gaps"`
@@ -73,7 +77,11 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 	for _, l := range st.Links {
-		fmt.Fprintf(stdout, "link %s: %s, lag %d records, mirrored %d records (%d bytes), gaps %d\n", l.Link, l.State, l.Lag, l.Records, l.Bytes, l.Gaps)
+		fmt.Fprintf(stdout, "link %s: %s, lag %d records (%s), mirrored %d records (%d bytes), gaps %d, %.0f records/s (%s/s)\n",
+			l.Link, l.State, l.Lag, byteSize(l.LagBytes), l.Records, l.Bytes, l.Gaps, l.RecPerSec, byteSize(int64(l.BytesPerSec)))
+		if !l.Oldest.IsZero() {
+			fmt.Fprintf(stdout, "  oldest unmirrored record: %s (%s ago)\n", l.Oldest.Format(time.RFC3339), time.Since(l.Oldest).Round(time.Second))
+		}
 		if l.LastError != "" {
 			fmt.Fprintf(stdout, "  last error (%s): %s\n", l.LastErrorAt.Format(time.RFC3339), l.LastError)
 		}

@@ -29,3 +29,17 @@ func parseBytes(s string) (int64, error) {
 	}
 	return n * mult, nil
 }
+
+// byteSize prints a byte count for people: 512 B, 3.2 KiB, 1.5 MiB.
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
