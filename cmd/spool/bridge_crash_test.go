@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"path/filepath"
@@ -16,14 +15,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// cutProxy forwards TCP connections to target and can cut all of them at
-// once, as a flaky uplink does.
+// cutProxy forwards TCP connections to target and plays a flaky uplink:
+// it can cut all of them at once, stall them (nothing moves, the sockets
+// stay open) or slow them (small chunks with pauses), for a while.
 type cutProxy struct {
 	ln     net.Listener
 	target string
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
 	cuts   int
+	// stallUntil and slowUntil are the ends of a stall and a slow spell.
+	stallUntil, slowUntil time.Time
+	stalls, slows         int
 }
 
 func newCutProxy(t *testing.T, target string) *cutProxy {
@@ -54,10 +57,55 @@ func (px *cutProxy) pipe(c net.Conn) {
 	px.mu.Lock()
 	px.conns[c], px.conns[s] = true, true
 	px.mu.Unlock()
-	go func() { io.Copy(s, c); s.Close(); c.Close() }()
-	io.Copy(c, s)
+	go func() { px.copy(s, c); s.Close(); c.Close() }()
+	px.copy(c, s)
 	c.Close()
 	s.Close()
+}
+
+// copy forwards src to dst, minding stalls and slow spells.
+func (px *cutProxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for off := 0; off < n; {
+			px.mu.Lock()
+			stall, slow := time.Until(px.stallUntil), time.Now().Before(px.slowUntil)
+			px.mu.Unlock()
+			if stall > 0 {
+				time.Sleep(stall)
+				continue
+			}
+			chunk := n - off
+			if slow {
+				chunk = min(chunk, 512)
+				time.Sleep(2 * time.Millisecond) // about 250 kB/s
+			}
+			if _, werr := dst.Write(buf[off : off+chunk]); werr != nil {
+				return
+			}
+			off += chunk
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// stall stops every byte for d, connections left open.
+func (px *cutProxy) stall(d time.Duration) {
+	px.mu.Lock()
+	px.stallUntil = time.Now().Add(d)
+	px.stalls++
+	px.mu.Unlock()
+}
+
+// slow throttles every connection for d.
+func (px *cutProxy) slow(d time.Duration) {
+	px.mu.Lock()
+	px.slowUntil = time.Now().Add(d)
+	px.slows++
+	px.mu.Unlock()
 }
 
 func (px *cutProxy) cut() {
@@ -70,8 +118,9 @@ func (px *cutProxy) cut() {
 	px.cuts++
 }
 
-// TestBridgeCrash: devices publish while the uplink is cut at random and
-// spool serve itself is killed with SIGKILL, several times. Afterwards the
+// TestBridgeCrash: devices publish while the uplink is cut, stalled and
+// slowed at random and spool serve itself is killed with SIGKILL, several
+// times. Afterwards the
 // upstream holds every publish that got a PUBACK (nothing lost), and every
 // duplicate has the same origin offset as its original (identifiable);
 // with exactly_once, a read_committed consumer sees no duplicate at all.
@@ -111,10 +160,18 @@ links:
 		stop, giveUp := make(chan struct{}), make(chan struct{})
 		done := make(chan crashRound, 1)
 		go func() { done <- pub.publish(cl, stop, giveUp) }()
-		// Cut the uplink once or twice, then kill the appliance.
-		for range 1 + rand.IntN(2) {
+		// Cut, stall or slow the uplink a few times, then kill the
+		// appliance.
+		for range 2 + rand.IntN(3) {
 			time.Sleep(50*time.Millisecond + rand.N(150*time.Millisecond))
-			px.cut()
+			switch rand.IntN(3) {
+			case 0:
+				px.cut()
+			case 1:
+				px.stall(100*time.Millisecond + rand.N(400*time.Millisecond))
+			default:
+				px.slow(200*time.Millisecond + rand.N(600*time.Millisecond))
+			}
 		}
 		time.Sleep(rand.N(200 * time.Millisecond))
 		p.kill()
@@ -180,7 +237,7 @@ links:
 	for _, n := range seen {
 		dups += n - 1
 	}
-	t.Logf("%d acknowledged publishes all upstream (%d records, %d resends, proxy cut %d times)", len(pub.acked), len(seen), dups, px.cuts)
+	t.Logf("%d acknowledged publishes all upstream (%d records, %d resends; proxy cut %d times, stalled %d, slowed %d)", len(pub.acked), len(seen), dups, px.cuts, px.stalls, px.slows)
 	if exactlyOnce && dups > 0 {
 		t.Errorf("exactly_once: a read_committed consumer saw %d duplicates", dups)
 	}
