@@ -130,36 +130,56 @@ start
 echo "  $startup_ms ms from exec to 'spool serving' (opening the log: $open_ms ms; $((open_bytes - before)) bytes ingested before the kill)"
 kill -TERM "$pid"; wait "$pid"
 
-echo "== write amplification: MQTT QoS 1 ingest into a fresh data directory, default settings"
-data="$work/ingest"
-start
+echo "== write amplification: MQTT QoS 1 ingest into a fresh data directory"
+# The ingest runs on a file system of its own when we may make one (root,
+# a loop device): its block device then counts only Spool's writes (data,
+# journal, metadata), not the rest of a shared machine's.
+wa_root="$work"
+if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null; then
+  truncate -s 2G "$work/wa.img" && mkfs.ext4 -q -F "$work/wa.img" && mkdir -p "$work/wa" &&
+    mount -o loop "$work/wa.img" "$work/wa" && wa_root="$work/wa" &&
+    trap 'kill $(jobs -p) 2>/dev/null || true; umount "$work/wa" 2>/dev/null; rm -rf "$work"' EXIT
+fi
+devno=$(stat -c '%d' "$wa_root")
+dev="/sys/dev/block/$((devno >> 8)):$((devno & 255))/stat"
+[ "$wa_root" = "$work" ] && echo "  (no loop device: the counts are the whole device's, other writers included)"
+sectors() { if [ -r "$dev" ]; then awk '{print $7}' "$dev"; else echo 0; fi; }
 msgs="${MSGS:-20000}"
 python3 -c "
 import os, base64
 for i in range($msgs):
     print(base64.b64encode(os.urandom(375)).decode())" >"$work/lines"   # 500-byte payloads
 payload=$(( $(stat -c %s "$work/lines") - msgs ))
-mqtt=$(grep -o '"msg":"mqtt listening"[^}]*"addr":"[^"]*"' "$log" | grep -o '[0-9.]*:[0-9]*"$' | tr -d '"')
-# Two counts: the process's write_bytes, and the sectors the kernel wrote
-# to the data directory's block device (the whole device: other writers
-# and the file system journal count too). They differ where write_bytes
-# counts dirtied page cache folios whole: Linux 6.x ext4 caches the
-# zero-filled preallocation in large folios, and a small append then counts
-# as the folio's size although only its blocks are written back.
-devno=$(stat -c '%d' "$work")
-dev="/sys/dev/block/$((devno >> 8)):$((devno & 255))/stat"
-sectors() { if [ -r "$dev" ]; then awk '{print $7}' "$dev"; else echo 0; fi; }
-sync
-w0=$(awk '/^write_bytes/ {print $2}' /proc/$pid/io)
-d0=$(sectors)
-t0=$(date +%s%N)
-mosquitto_pub -h "${mqtt%:*}" -p "${mqtt##*:}" -q 1 -t devices/pump1/telemetry -l <"$work/lines"
-secs=$(awk -v n=$(( $(date +%s%N) - t0 )) 'BEGIN { printf "%.1f", n / 1e9 }')
-sleep 2
-w1=$(awk '/^write_bytes/ {print $2}' /proc/$pid/io)
-d1=$(sectors)
-kill -TERM "$pid"; wait "$pid"
-awk -v w=$((w1 - w0)) -v d=$(( (d1 - d0) * 512 )) -v p="$payload" -v n="$msgs" -v s="$secs" 'BEGIN {
-  printf "  %d messages, %d payload bytes in %s s\n", n, p, s
-  printf "  process write_bytes: %d bytes, %.2f per payload byte\n", w, w / p
-  printf "  device sectors written (whole device): %d bytes, %.2f per payload byte\n", d, d / p }'
+printf 'topics:\n  - {name: mqtt, preallocate: false}\n' >"$work/noprealloc.yaml"
+# wa LABEL PUBLISHERS [serve flags]: one ingest of $msgs messages split
+# over PUBLISHERS mosquitto_pub connections, and what reached the device.
+wa() {
+  local label=$1 pubs=$2; shift 2
+  data="$wa_root/ingest-$label"
+  start "$@"
+  local mqtt http
+  mqtt=$(grep -o '"msg":"mqtt listening"[^}]*"addr":"[^"]*"' "$log" | grep -o '[0-9.]*:[0-9]*"$' | tr -d '"')
+  http=$(grep -o '"msg":"http listening"[^}]*"addr":"[^"]*"' "$log" | grep -o '[0-9.]*:[0-9]*"$' | tr -d '"')
+  fsyncs() { curl -s "http://$http/metrics" | awk '/^spool_fsyncs_total/ {s += $2} END {print s + 0}'; }
+  split -n "l/$pubs" "$work/lines" "$work/part."
+  sync
+  local d0 f0 t0 secs d1 f1
+  d0=$(sectors); f0=$(fsyncs); t0=$(date +%s%N)
+  for f in "$work"/part.*; do
+    mosquitto_pub -h "${mqtt%:*}" -p "${mqtt##*:}" -q 1 -t "devices/$(basename "$f")/telemetry" -l <"$f" &
+  done
+  for j in $(jobs -p); do [ "$j" = "$pid" ] || wait "$j"; done
+  secs=$(awk -v n=$(( $(date +%s%N) - t0 )) 'BEGIN { printf "%.1f", n / 1e9 }')
+  f1=$(fsyncs)
+  sleep 6   # the journal commits every 5 s
+  d1=$(sectors)
+  kill -TERM "$pid"; wait "$pid"
+  rm -f "$work"/part.*
+  awk -v l="$label" -v d=$(( (d1 - d0) * 512 )) -v p="$payload" -v n="$msgs" -v s="$secs" -v f=$((f1 - f0)) 'BEGIN {
+    printf "  %-22s %5.2f device bytes per payload byte; %d messages in %s s, %.1f per fsync\n", l, d / p, n, s, (f ? n / f : 0) }'
+  rm -rf "$data"
+}
+wa default-1-publisher 1
+wa default-20-publishers 20
+wa noprealloc-1-publisher 1 --config "$work/noprealloc.yaml"
+wa noprealloc-20-publishers 20 --config "$work/noprealloc.yaml"
