@@ -74,7 +74,10 @@ func NewKafkaLink(opts KafkaLinkOptions) (*KafkaLink, error) {
 		k.unpin()
 		return nil, err
 	}
-	<-k.added // Run starts these itself
+	select { // Run starts these itself
+	case <-k.added:
+	default:
+	}
 	return k, nil
 }
 

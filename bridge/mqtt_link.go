@@ -95,7 +95,10 @@ func NewMQTTLink(opts MQTTLinkOptions) (*MQTTLink, error) {
 		l.unpin()
 		return nil, err
 	}
-	<-l.added // a session starts these itself
+	select { // a session starts these itself
+	case <-l.added:
+	default:
+	}
 	return l, nil
 }
 

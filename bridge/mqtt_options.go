@@ -42,6 +42,10 @@ type MQTTLinkOptions struct {
 	Log *spoollog.Log
 	// Topics are the local topics to mirror, all of their partitions.
 	Topics []string
+	// EveryTopic says the link mirrors every local topic: it may start
+	// with no Topics, and its owner adds the topics created later with
+	// AddTopics.
+	EveryTopic bool
 	// Topic is the MQTT topic template of each message: {site}, {topic},
 	// {partition} and {key} are replaced ({key} by the record key with
 	// '+', '#' and NUL turned into '_', and "_" for an empty key). Default
@@ -103,7 +107,7 @@ func (o MQTTLinkOptions) withDefaults() (MQTTLinkOptions, error) {
 		return o, fmt.Errorf("bridge link %s: no broker", o.Name)
 	case o.Log == nil:
 		return o, fmt.Errorf("bridge link %s: no local log", o.Name)
-	case len(o.Topics) == 0:
+	case len(o.Topics) == 0 && !o.EveryTopic:
 		return o, fmt.Errorf("bridge link %s: no topics", o.Name)
 	}
 	switch o.Version {

@@ -44,6 +44,10 @@ type KafkaLinkOptions struct {
 	Log *spoollog.Log
 	// Topics are the local topics to mirror, all of their partitions.
 	Topics []string
+	// EveryTopic says the link mirrors every local topic: it may start
+	// with no Topics, and its owner adds the topics created later with
+	// AddTopics.
+	EveryTopic bool
 	// Destination is the upstream topic name template; {site} and {topic}
 	// are replaced. Default DefaultDestination.
 	Destination string
@@ -116,7 +120,7 @@ func (o KafkaLinkOptions) withDefaults() (KafkaLinkOptions, error) {
 		return o, fmt.Errorf("bridge link %s: no seed brokers", o.Name)
 	case o.Log == nil:
 		return o, fmt.Errorf("bridge link %s: no local log", o.Name)
-	case len(o.Topics) == 0:
+	case len(o.Topics) == 0 && !o.EveryTopic:
 		return o, fmt.Errorf("bridge link %s: no topics", o.Name)
 	}
 	if o.Destination == "" {

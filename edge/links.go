@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,7 +65,7 @@ func (ls *links) add(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, l
 	if err != nil {
 		return err
 	}
-	if len(opts.Topics) > 0 {
+	if len(opts.Topics) > 0 || opts.EveryTopic {
 		k, err := bridge.NewKafkaLink(opts)
 		if err != nil {
 			return err
@@ -95,7 +96,7 @@ func (ls *links) addMQTT(cfg config.Config, spec config.LinkSpec, l *spoollog.Lo
 	m := spec.MQTT
 	opts := bridge.MQTTLinkOptions{
 		Name: spec.Name, Site: cfg.EdgeID, Broker: m.URL, Username: m.User, Password: m.Password,
-		Log: l, Topics: linkTopics(spec, l), Topic: m.Topic, Envelope: m.Envelope, Version: mqttVersion(m.Protocol),
+		Log: l, Topics: linkTopics(spec, l), EveryTopic: slices.Contains(spec.Topics, "*"), Topic: m.Topic, Envelope: m.Envelope, Version: mqttVersion(m.Protocol),
 		DeliveryTimeout: spec.DeliveryTimeout.D(), Logger: lg.With("component", "bridge", "link", spec.Name),
 	}
 	if strings.HasPrefix(m.URL, "ssl://") || m.TLS.Enabled || m.TLS.CA != "" || m.TLS.Cert != "" {
@@ -105,7 +106,7 @@ func (ls *links) addMQTT(cfg config.Config, spec config.LinkSpec, l *spoollog.Lo
 		}
 		opts.TLS = tc
 	}
-	if len(opts.Topics) > 0 {
+	if len(opts.Topics) > 0 || opts.EveryTopic {
 		k, err := bridge.NewMQTTLink(opts)
 		if err != nil {
 			return err
@@ -185,7 +186,7 @@ func linkOptions(cfg config.Config, spec config.LinkSpec, l *spoollog.Log, lg *s
 		return bridge.KafkaLinkOptions{}, err
 	}
 	return bridge.KafkaLinkOptions{
-		Name: spec.Name, Site: cfg.EdgeID, Seeds: seeds, ClientOpts: extra, Log: l, Topics: unique,
+		Name: spec.Name, Site: cfg.EdgeID, Seeds: seeds, ClientOpts: extra, Log: l, Topics: unique, EveryTopic: slices.Contains(spec.Topics, "*"),
 		Destination: spec.Destination, Partitioning: bridge.Partitioning(spec.Partitioning),
 		BatchBytes: int32(spec.BatchBytes), Compression: spec.Compression, DeliveryTimeout: spec.DeliveryTimeout.D(),
 		BandwidthBytesPerSec: int64(spec.Bandwidth), Priorities: priorities(spec),
