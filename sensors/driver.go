@@ -68,6 +68,8 @@ func newDriver(s *Spec) (driver, error) {
 		return newPulse(s.Pulse)
 	case s.BME280 != nil:
 		return &bme280{spec: *s.BME280}, nil
+	case s.DS18B20 != nil && s.DS18B20.Bus == "sysfs":
+		return newDS18B20Sysfs(s.DS18B20)
 	case s.DS18B20 != nil:
 		return newDS18B20(s.DS18B20)
 	case s.Simulated != nil:

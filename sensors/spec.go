@@ -54,6 +54,9 @@ type BME280Spec struct {
 
 // DS18B20Spec is a Maxim DS18B20 (or DS18S20, DS1822) on 1-wire.
 type DS18B20Spec struct {
+	// Bus is the 1-wire bus periph.io drives (through the kernel's
+	// netlink connector; "" is the first), or "sysfs": read the kernel's
+	// w1-therm driver in /sys/bus/w1/devices (no privileges needed).
 	Bus string
 	// Address as the kernel names it (28-0000070e41ac) or as a 64-bit ROM
 	// code (0x740000070e41ac28); "" when it is the only device on the bus.
