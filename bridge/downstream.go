@@ -56,12 +56,29 @@ type KafkaDownstream struct {
 	lg     *slog.Logger
 	locals map[string]*spoollog.Topic
 
-	copied    atomic.Int64
-	committed atomic.Int64 // records whose upstream offsets are committed
-	dropped   atomic.Int64 // records too large for their local topic
+	downCounters
+}
+
+// downCounters are what a downstream link reports in its Health.
+type downCounters struct {
+	copied    atomic.Int64 // stored locally
+	committed atomic.Int64 // stored and acknowledged (committed) upstream
+	dropped   atomic.Int64 // too large for their local topic: counted, logged
 	mu        sync.Mutex
 	lastErr   string
 	errAt     time.Time
+}
+
+func (c *downCounters) health(name string) DownstreamHealth {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return DownstreamHealth{Name: name, Copied: c.copied.Load(), Committed: c.committed.Load(), Dropped: c.dropped.Load(), LastError: c.lastErr, LastErrorAt: c.errAt}
+}
+
+func (c *downCounters) fail(err error) {
+	c.mu.Lock()
+	c.lastErr, c.errAt = err.Error(), time.Now()
+	c.mu.Unlock()
 }
 
 // DownstreamHealth is a snapshot of a downstream link.
@@ -110,17 +127,7 @@ func NewKafkaDownstream(opts KafkaDownstreamOptions) (*KafkaDownstream, error) {
 }
 
 // Health returns the link's counters and last error.
-func (d *KafkaDownstream) Health() DownstreamHealth {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return DownstreamHealth{Name: d.opts.Name, Copied: d.copied.Load(), Committed: d.committed.Load(), Dropped: d.dropped.Load(), LastError: d.lastErr, LastErrorAt: d.errAt}
-}
-
-func (d *KafkaDownstream) fail(err error) {
-	d.mu.Lock()
-	d.lastErr, d.errAt = err.Error(), time.Now()
-	d.mu.Unlock()
-}
+func (d *KafkaDownstream) Health() DownstreamHealth { return d.health(d.opts.Name) }
 
 // Run consumes until ctx ends.
 func (d *KafkaDownstream) Run(ctx context.Context) error {

@@ -211,30 +211,7 @@ func (l *MQTTLink) session5(ctx context.Context) (connected bool, err error) {
 		case <-conn.Done():
 		}
 	})
-	started := map[*mqttMirror]bool{}
-	startNew := func() {
-		for _, m := range l.mirrorList() {
-			if !started[m] {
-				started[m] = true
-				wg.Go(func() {
-					if err := m.run(ctx, conn, mqtt5Publisher{mc, m}); err != nil {
-						drop(err)
-					}
-				})
-			}
-		}
-	}
-	startNew()
-	wg.Go(func() {
-		for {
-			select {
-			case <-conn.Done():
-				return
-			case <-l.added:
-				startNew()
-			}
-		}
-	})
+	l.runMirrors(&wg, ctx, conn, drop, func(m *mqttMirror) publisher { return mqtt5Publisher{mc, m} })
 	wg.Wait()
 	l.setConnected(false)
 	_ = mc.c.Disconnect(&paho.Disconnect{ReasonCode: 0})

@@ -14,8 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -52,12 +50,7 @@ type MQTTDownstream struct {
 	lg     *slog.Logger
 	locals map[string]*spoollog.Topic
 
-	copied    atomic.Int64 // stored locally
-	committed atomic.Int64 // stored and acknowledged upstream
-	dropped   atomic.Int64 // too large for the local topic: acknowledged, counted, logged
-	mu        sync.Mutex
-	lastErr   string
-	errAt     time.Time
+	downCounters
 }
 
 // NewMQTTDownstream checks the options; the local topics must exist.
@@ -100,17 +93,7 @@ func NewMQTTDownstream(opts MQTTDownstreamOptions) (*MQTTDownstream, error) {
 }
 
 // Health is a snapshot.
-func (d *MQTTDownstream) Health() DownstreamHealth {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return DownstreamHealth{Name: d.opts.Name, Copied: d.copied.Load(), Committed: d.committed.Load(), Dropped: d.dropped.Load(), LastError: d.lastErr, LastErrorAt: d.errAt}
-}
-
-func (d *MQTTDownstream) fail(err error) {
-	d.mu.Lock()
-	d.lastErr, d.errAt = err.Error(), time.Now()
-	d.mu.Unlock()
-}
+func (d *MQTTDownstream) Health() DownstreamHealth { return d.health(d.opts.Name) }
 
 // Run subscribes until ctx ends, reconnecting with backoff.
 func (d *MQTTDownstream) Run(ctx context.Context) error {

@@ -243,13 +243,27 @@ func (l *MQTTLink) session(ctx context.Context) (connected bool, err error) {
 			}
 		}
 	})
+	l.runMirrors(&wg, ctx, conn, drop, func(*mqttMirror) publisher { return v3Publisher{cl} })
+	wg.Wait()
+	l.setConnected(false)
+	cl.Disconnect(250)
+	if ctx.Err() != nil {
+		return true, nil
+	}
+	return true, context.Cause(conn)
+}
+
+// runMirrors starts every mirror over one connection, and those that
+// AddTopics adds while it is up, until conn ends; a mirror's error drops
+// the connection.
+func (l *MQTTLink) runMirrors(wg *sync.WaitGroup, ctx, conn context.Context, drop context.CancelCauseFunc, pub func(*mqttMirror) publisher) {
 	started := map[*mqttMirror]bool{}
 	startNew := func() {
 		for _, m := range l.mirrorList() {
 			if !started[m] {
 				started[m] = true
 				wg.Go(func() {
-					if err := m.run(ctx, conn, v3Publisher{cl}); err != nil {
+					if err := m.run(ctx, conn, pub(m)); err != nil {
 						drop(err)
 					}
 				})
@@ -267,13 +281,6 @@ func (l *MQTTLink) session(ctx context.Context) (connected bool, err error) {
 			}
 		}
 	})
-	wg.Wait()
-	l.setConnected(false)
-	cl.Disconnect(250)
-	if ctx.Err() != nil {
-		return true, nil
-	}
-	return true, context.Cause(conn)
 }
 
 func (l *MQTTLink) clientOptions(lost func(error)) *mqtt.ClientOptions {
