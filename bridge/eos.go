@@ -31,6 +31,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	spoollog "github.com/spoolmq/spool/log"
 )
 
 // DefaultOffsetsTopic is where exactly-once links keep their cursors.
@@ -83,13 +85,17 @@ func (k *KafkaLink) session(ctx context.Context, cl *kgo.Client) error {
 	if err := k.loadUpstreamCursors(ctx, cl); err != nil {
 		return err
 	}
+	var retry <-chan time.Time
 	for ctx.Err() == nil {
 		select {
-		case <-k.added: // new mirrors: their upstream topics first
-			if !k.setup(ctx, cl) {
-				return nil
-			}
+		case <-k.added:
+			retry = k.prepareNew(ctx, cl)
+		case <-retry:
+			retry = k.prepareNew(ctx, cl)
 		default:
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 		idle, err := k.transaction(ctx, cl)
 		if err != nil {
@@ -98,13 +104,27 @@ func (k *KafkaLink) session(ctx context.Context, cl *kgo.Client) error {
 			}
 			return err
 		}
-		if idle {
-			if !k.waitForData(ctx) {
-				return nil
-			}
+		if idle && k.waitForData(ctx, retry) {
+			retry = k.prepareNew(ctx, cl) // retry fired while waiting
 		}
 	}
 	return nil
+}
+
+// prepareNew checks the upstream topics of mirrors added by AddTopics. A
+// failure (keep, and too few upstream partitions) holds back only the new
+// mirrors, which stay out of the transactions until a retry succeeds (the
+// returned channel says when to retry; nil when nothing failed).
+func (k *KafkaLink) prepareNew(ctx context.Context, cl *kgo.Client) <-chan time.Time {
+	err := k.ensureTopics(ctx, kadm.NewClient(cl))
+	if err == nil {
+		return nil
+	}
+	k.mu.Lock()
+	k.setupErr, k.setupErrAt = err, time.Now()
+	k.mu.Unlock()
+	k.lg.Warn("upstream not ready for new partitions", "err", err)
+	return time.After(k.opts.BackoffMax)
 }
 
 // loadUpstreamCursors fences earlier producers and sets every mirror's
@@ -154,12 +174,23 @@ func (k *KafkaLink) loadUpstreamCursors(ctx context.Context, cl *kgo.Client) err
 	}
 	for _, m := range k.mirrorList() {
 		c, ok := committed[k.cursorRecordKey(m)]
-		if !ok {
-			continue // never mirrored exactly-once: the local cursor stands
+		local, hw := m.getCursor(), m.p.HighWatermark()
+		switch {
+		case !ok || c == local:
+			continue // never mirrored exactly-once, or in agreement
+		case c > hw:
+			// Not this log's: a replaced data directory, or a topic
+			// deleted and created again. Resuming there would skip
+			// records never sent; the local cursor loses nothing.
+			m.lg.Warn("cursor committed upstream is past the local log's end; ignored, the local one is used", "upstream", c, "local", local, "high_watermark", hw)
+			continue
+		case c < local:
+			// Records below local went up outside a transaction (the
+			// link ran without exactly_once meanwhile): not again.
+			m.lg.Info("cursor committed upstream is behind the local one; the local one is used", "upstream", c, "local", local)
+			continue
 		}
-		if local := m.getCursor(); c != local {
-			m.lg.Info("cursor committed upstream differs from the local one; the upstream's wins", "upstream", c, "local", local)
-		}
+		m.lg.Info("resuming from the cursor committed upstream", "upstream", c, "local", local)
 		if err := m.advance(c, 0, 0, false); err != nil {
 			return err
 		}
@@ -180,7 +211,14 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 	var parts []part
 	var total int64
 	class := roundClass(-1<<20, false)
+	budget := k.txnBudget()
 	for _, m := range k.mirrorList() {
+		if !k.isReady(m) {
+			continue
+		}
+		if total >= budget {
+			break // the others go in the next transaction
+		}
 		cursor := m.getCursor()
 		if start := m.p.LogStartOffset(); cursor < start {
 			if err := m.skipGap(cursor, start); err != nil {
@@ -188,7 +226,10 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 			}
 			cursor = start
 		}
-		data, err := m.p.Read(cursor, k.opts.ReadBytes)
+		data, err := m.p.Read(cursor, int(min(int64(k.opts.ReadBytes), budget-total)))
+		if errors.Is(err, spoollog.ErrOffsetOutOfRange) && cursor < m.p.LogStartOffset() {
+			continue // retention moved the start meanwhile: the next round counts the gap
+		}
 		if err != nil {
 			return false, fmt.Errorf("read local log %s/%d at %d: %w", m.topic, m.p.ID(), cursor, err)
 		}
@@ -220,8 +261,15 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 			Value: strconv.AppendInt(nil, p.end, 10)})
 	}
 	if err := k.commit(ctx, cl, out); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			// The uplink did not carry this much within DeliveryTimeout:
+			// the next transactions are smaller, or a slow link would
+			// retry the same too-large round forever.
+			k.shrinkTxnBudget()
+		}
 		return false, err
 	}
+	k.growTxnBudget()
 	for _, p := range parts {
 		var b int64
 		for _, sz := range p.sizes {
@@ -257,13 +305,17 @@ func (k *KafkaLink) commit(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 		}
 	}
 	if perr != nil {
-		_ = cl.AbortBufferedRecords(pctx)
-		if err := cl.EndTransaction(pctx, kgo.TryAbort); err != nil {
+		actx, acancel := context.WithTimeout(context.Background(), k.opts.DeliveryTimeout)
+		defer acancel()
+		_ = cl.AbortBufferedRecords(actx)
+		if err := cl.EndTransaction(actx, kgo.TryAbort); err != nil {
 			return fmt.Errorf("%w (and aborting: %v)", perr, err)
 		}
 		return perr
 	}
-	if err := cl.EndTransaction(pctx, kgo.TryCommit); err != nil {
+	ectx, ecancel := context.WithTimeout(context.Background(), k.opts.DeliveryTimeout)
+	defer ecancel()
+	if err := cl.EndTransaction(ectx, kgo.TryCommit); err != nil {
 		if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
 			return fmt.Errorf("fenced by another producer with transactional id %s: %w", k.transactionalID(), err)
 		}
@@ -272,36 +324,47 @@ func (k *KafkaLink) commit(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 	return nil
 }
 
-// waitForData waits until a mirrored partition may have new data; false
-// when ctx ended.
-func (k *KafkaLink) waitForData(ctx context.Context) bool {
-	cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}
+// waitForData waits until a mirrored partition may have new data,
+// mirrors were added (the signal is left for the session loop), retry
+// fires (true), or ctx ends.
+func (k *KafkaLink) waitForData(ctx context.Context, retry <-chan time.Time) (retried bool) {
+	var mirrors []*mirror
 	for _, m := range k.mirrorList() {
+		if k.isReady(m) { // the others wait for retry
+			mirrors = append(mirrors, m)
+		}
+	}
+	cases := []reflect.SelectCase{
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(k.added)},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(retry)}, // a nil channel never fires
+	}
+	for _, m := range mirrors {
 		m.setWaiting(true)
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(m.p.Notify())})
 	}
+	defer func() {
+		for _, m := range mirrors {
+			m.setWaiting(false)
+		}
+	}()
 	// A record appended between the round's read and Notify is not missed:
 	// check once more before sleeping.
-	for _, m := range k.mirrorList() {
+	for _, m := range mirrors {
 		if m.getCursor() < m.p.HighWatermark() {
-			cases = cases[:1]
-			break
+			return false
 		}
 	}
-	if len(cases) > 1 {
-		// AddTopics: new partitions to read.
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(k.added)})
-		if i, _, _ := reflect.Select(cases); i == len(cases)-1 {
-			select { // put it back for the session loop to see
-			case k.added <- struct{}{}:
-			default:
-			}
+	switch i, _, _ := reflect.Select(cases); i {
+	case 1:
+		select { // for the session loop to set them up
+		case k.added <- struct{}{}:
+		default:
 		}
+	case 2:
+		return true
 	}
-	for _, m := range k.mirrorList() {
-		m.setWaiting(false)
-	}
-	return ctx.Err() == nil
+	return false
 }
 
 // ensureOffsetsTopic creates the compacted offsets topic when missing.
@@ -315,4 +378,36 @@ func (k *KafkaLink) ensureOffsetsTopic(ctx context.Context, adm *kadm.Client) er
 		return fmt.Errorf("create upstream topic %s: %w", k.opts.OffsetsTopic, err)
 	}
 	return nil
+}
+
+// The bytes one transaction may read, over all partitions: ReadBytes at
+// most, halved after a commit that timed out (down to 16 KiB) and doubled
+// back after each one that succeeded.
+const minTxnBytes = 16 << 10
+
+func (k *KafkaLink) txnBudget() int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.txnBytes == 0 {
+		k.txnBytes = int64(k.opts.ReadBytes)
+	}
+	return k.txnBytes
+}
+
+func (k *KafkaLink) shrinkTxnBudget() {
+	k.mu.Lock()
+	k.txnBytes = max(k.txnBytes/2, minTxnBytes)
+	k.mu.Unlock()
+}
+
+func (k *KafkaLink) growTxnBudget() {
+	k.mu.Lock()
+	k.txnBytes = min(2*k.txnBytes, int64(k.opts.ReadBytes))
+	k.mu.Unlock()
+}
+
+func (k *KafkaLink) isReady(m *mirror) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return m.ready
 }

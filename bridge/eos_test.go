@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,4 +209,64 @@ func TestExactlyOnceOutages(t *testing.T) {
 	for i := range int32(2) {
 		checkExactlyOnce(t, "pi", "telemetry", partition(t, tp, i), up[i])
 	}
+}
+
+// TestExactlyOnceNewLogIgnoresStaleCursors: a topic deleted and created
+// again (as after a replaced data directory) starts at offset 0 while the
+// cursors stored locally and committed upstream say 200: both are past
+// the new log's end, so they are ignored and every new record goes up.
+func TestExactlyOnceNewLogIgnoresStaleCursors(t *testing.T) {
+	l := newTestLog(t, spoollog.Options{})
+	tp := createTopic(t, l, "telemetry", 1, nil)
+	appendBatch(t, partition(t, tp, 0), 200, spoollog.CodecNone)
+	c := newCluster(t)
+	k := eosLink(t, c.ListenAddrs(), l, []string{"telemetry"})
+	stop := runLink(t, k)
+	waitState(t, k, StateCaughtUp)
+	stop()
+	k.Close()
+
+	if err := l.DeleteTopic("telemetry"); err != nil {
+		t.Fatal(err)
+	}
+	tp = createTopic(t, l, "telemetry", 1, nil)
+	p := partition(t, tp, 0)
+	appendBatch(t, p, 30, spoollog.CodecNone)
+	k2 := eosLink(t, c.ListenAddrs(), l, []string{"telemetry"})
+	runLink(t, k2)
+	waitFor(t, "the new records mirrored", func() bool { h := k2.Health(); return h.State == StateCaughtUp && h.Records == 30 })
+	if got := len(committedRecords(t, c.ListenAddrs(), "pi.telemetry", 230)[0]); got != 230 {
+		t.Errorf("%d records upstream, want 200 old and 30 new", got)
+	}
+}
+
+// TestExactlyOnceTopicNotReadyHoldsOnlyItself: a topic added while running
+// whose upstream topic has too few partitions for keep is held back, with
+// the reason in Health, while the other topics go on.
+func TestExactlyOnceTopicNotReadyHoldsOnlyItself(t *testing.T) {
+	l := newTestLog(t, spoollog.Options{})
+	a := createTopic(t, l, "a", 1, nil)
+	b := createTopic(t, l, "b", 2, nil)
+	c := newCluster(t)
+	adm, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if _, err := kadm.NewClient(adm).CreateTopic(context.Background(), 1, -1, nil, "pi.b"); err != nil {
+		t.Fatal(err)
+	}
+	k := eosLink(t, c.ListenAddrs(), l, []string{"a"})
+	runLink(t, k)
+	appendBatch(t, partition(t, a, 0), 10, spoollog.CodecNone)
+	waitFor(t, "a mirrored", func() bool { return k.Health().Records == 10 })
+	appendBatch(t, partition(t, b, 1), 5, spoollog.CodecNone)
+	if _, err := k.AddTopics("b"); err != nil {
+		t.Fatal(err)
+	}
+	appendBatch(t, partition(t, a, 0), 10, spoollog.CodecNone)
+	waitFor(t, "a still mirrored", func() bool { return k.Health().Records == 20 })
+	waitFor(t, "the reason reported", func() bool {
+		return strings.Contains(k.Health().LastError, "partitioning keep needs 2")
+	})
 }

@@ -35,6 +35,7 @@ type KafkaLink struct {
 	mu         sync.Mutex
 	mirrors    []*mirror
 	mirrored   map[string]bool // cursorKey of every mirror
+	txnBytes   int64           // exactly-once: the bytes a transaction may read
 	connected  bool            // upstream topics checked at least once
 	setupErr   error           // last failure to reach or prepare the upstream
 	setupErrAt time.Time       // when setupErr happened
@@ -86,15 +87,26 @@ func NewKafkaLink(opts KafkaLinkOptions) (*KafkaLink, error) {
 // running link starts the new mirrors at once (creating their upstream
 // topics first). It returns how many partitions were added.
 func (k *KafkaLink) AddTopics(names ...string) (int, error) {
-	var added []*mirror
+	var added int
+	var errs []error
+	defer func() {
+		if added > 0 {
+			select {
+			case k.added <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	for _, name := range names {
 		t, err := k.opts.Log.Topic(name)
 		if err != nil {
-			return 0, fmt.Errorf("bridge link %s: %w", k.opts.Name, err)
+			errs = append(errs, fmt.Errorf("bridge link %s: %w", k.opts.Name, err))
+			continue
 		}
 		dest, err := destination(k.opts.Destination, k.opts.Site, name)
 		if err != nil {
-			return 0, fmt.Errorf("bridge link %s: %w", k.opts.Name, err)
+			errs = append(errs, fmt.Errorf("bridge link %s: %w", k.opts.Name, err))
+			continue
 		}
 		for _, p := range t.Partitions() {
 			key := cursorKey(name, p.ID())
@@ -106,22 +118,18 @@ func (k *KafkaLink) AddTopics(names ...string) (int, error) {
 			}
 			m, err := newMirror(k, p, name, dest)
 			if err != nil {
-				return 0, err
+				errs = append(errs, err)
+				break
 			}
+			m.markStart()
 			k.mu.Lock()
 			k.mirrors = append(k.mirrors, m)
 			k.mirrored[key] = true
 			k.mu.Unlock()
-			added = append(added, m)
+			added++
 		}
 	}
-	if len(added) > 0 {
-		select {
-		case k.added <- struct{}{}:
-		default:
-		}
-	}
-	return len(added), nil
+	return added, errors.Join(errs...)
 }
 
 // mirrorList is the mirrors now.
@@ -298,7 +306,8 @@ func (k *KafkaLink) setup(ctx context.Context, cl *kgo.Client) bool {
 // the local one: records of the missing partitions would have nowhere to go.
 func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) error {
 	want := make(map[string]int32) // destination -> local partitions
-	for _, m := range k.mirrorList() {
+	checked := k.mirrorList()
+	for _, m := range checked {
 		want[m.dest] = max(want[m.dest], m.p.ID()+1)
 	}
 	names := make([]string, 0, len(want))
@@ -321,11 +330,21 @@ func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) error {
 			if err == nil {
 				err = resp.Err
 			}
-			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			switch {
+			case err == nil:
+				k.lg.Info("created upstream topic", "topic", d, "partitions", want[d])
+				continue
+			case !errors.Is(err, kerr.TopicAlreadyExists):
 				return fmt.Errorf("create upstream topic %s: %w", d, err)
 			}
-			k.lg.Info("created upstream topic", "topic", d, "partitions", want[d])
-			continue
+			// Created meanwhile by someone else: check it as it is.
+			again, err := adm.ListTopics(ctx, d)
+			if err != nil {
+				return fmt.Errorf("list upstream topics: %w", err)
+			}
+			if td, ok = again[d]; !ok {
+				return fmt.Errorf("upstream topic %s: exists but is not listed", d)
+			}
 		}
 		if td.Err != nil {
 			return fmt.Errorf("upstream topic %s: %w", d, td.Err)
@@ -334,6 +353,13 @@ func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) error {
 			return fmt.Errorf("upstream topic %s has %d partitions, partitioning keep needs %d", d, n, want[d])
 		}
 	}
+	// Every mirror checked has its upstream topic (those added meanwhile
+	// wait for the next check).
+	k.mu.Lock()
+	for _, m := range checked {
+		m.ready = true
+	}
+	k.mu.Unlock()
 	return nil
 }
 

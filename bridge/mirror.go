@@ -28,7 +28,8 @@ const (
 type mirror struct {
 	partState
 	link     *KafkaLink
-	priority int // of its topic, for the bandwidth limit
+	priority int  // of its topic, for the bandwidth limit
+	ready    bool // its upstream topic was checked (KafkaLink.mu)
 
 	// originTopic and originPartition are the header values every record
 	// of this partition carries; built once.

@@ -32,6 +32,7 @@ import (
 // ackToken is one MQTT 5 publish waiting for its PUBACK.
 type ackToken struct {
 	done chan struct{}
+	once sync.Once
 	err  error
 }
 
@@ -40,10 +41,10 @@ func newAckToken() *ackToken { return &ackToken{done: make(chan struct{})} }
 func (t *ackToken) Done() <-chan struct{} { return t.done }
 func (t *ackToken) Error() error          { <-t.done; return t.err }
 
-func (t *ackToken) finish(err error) { t.err = err; close(t.done) }
+func (t *ackToken) finish(err error) { t.once.Do(func() { t.err = err; close(t.done) }) }
 
-// complete finishes the token from what the session delivered: a PUBACK,
-// or the empty packet paho sends when the connection shuts down.
+// complete finishes the token from what the session delivered: a PUBACK
+// (or, when the client shuts down, an empty packet).
 func (t *ackToken) complete(cp packets.ControlPacket) {
 	switch {
 	case cp.Type == packets.PUBACK:
@@ -64,7 +65,8 @@ func (t *ackToken) complete(cp packets.ControlPacket) {
 // of the publish being handed over.
 type ackSession struct {
 	session.SessionManager
-	next *ackToken // set by mqtt5Conn.publish, under its mu
+	next *ackToken       // set by mqtt5Conn.publish, under its mu
+	conn context.Context // the connection's: paho tells a lost connection's waiters nothing
 }
 
 func (s *ackSession) AddToSession(ctx context.Context, p session.Packet, resp chan<- packets.ControlPacket) error {
@@ -77,11 +79,17 @@ func (s *ackSession) AddToSession(ctx context.Context, p session.Packet, resp ch
 		return err
 	}
 	go func() {
-		cp := <-mine
-		tok.complete(cp)
 		select {
-		case resp <- cp: // paho's own channel (buffered, read by nobody under AsyncSend)
-		default:
+		case cp := <-mine:
+			tok.complete(cp)
+			select {
+			case resp <- cp: // paho's own channel (buffered, read by nobody under AsyncSend)
+			default:
+			}
+		case <-s.conn.Done():
+			// On a lost connection paho drops the session's waiters
+			// without a word: end the token (and this goroutine) here.
+			tok.finish(errConnEnded)
 		}
 	}()
 	return nil
@@ -172,7 +180,7 @@ func (l *MQTTLink) session5(ctx context.Context) (connected bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("connect %s: %w", l.opts.Broker, err)
 	}
-	mc := &mqtt5Conn{sess: &ackSession{SessionManager: state.NewInMemory()}, ctx: conn}
+	mc := &mqtt5Conn{sess: &ackSession{SessionManager: state.NewInMemory(), conn: conn}, ctx: conn}
 	lost := func(err error) {
 		if mc.lost.CompareAndSwap(false, true) {
 			l.setConnected(false)

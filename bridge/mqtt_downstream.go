@@ -9,11 +9,14 @@ package bridge
 // (at least once), never loses it.
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -49,6 +52,7 @@ type MQTTDownstream struct {
 	opts   MQTTDownstreamOptions
 	lg     *slog.Logger
 	locals map[string]*spoollog.Topic
+	order  []string // the filters, most specific (longest) first, then by name
 
 	downCounters
 }
@@ -88,7 +92,14 @@ func NewMQTTDownstream(opts MQTTDownstreamOptions) (*MQTTDownstream, error) {
 			return nil, fmt.Errorf("bridge downstream %s: %s: %w", opts.Name, filter, err)
 		}
 		d.locals[filter] = t
+		d.order = append(d.order, filter)
 	}
+	slices.SortFunc(d.order, func(a, b string) int {
+		if c := cmp.Compare(len(b), len(a)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
 	return d, nil
 }
 
@@ -157,6 +168,14 @@ func (d *MQTTDownstream) session(ctx context.Context) (bool, error) {
 		cl.Disconnect(0)
 		return true, fmt.Errorf("subscribe: %v", st.Error())
 	}
+	// A refused subscription (0x80) or one granted at QoS 0 (nothing kept
+	// while the edge is away) is no error to paho: check each grant.
+	for f, granted := range st.(*mqtt.SubscribeToken).Result() {
+		if granted != 1 {
+			cl.Disconnect(0)
+			return true, fmt.Errorf("subscribe %s: the broker granted %#x, not QoS 1", f, granted)
+		}
+	}
 	d.lg.Info("downstream subscribed", "broker", d.opts.Broker, "filters", len(filters))
 	<-conn.Done()
 	cl.Disconnect(250)
@@ -173,9 +192,9 @@ func (d *MQTTDownstream) receive(conn context.Context, drop context.CancelCauseF
 		return // not acknowledged: redelivered on the next connection
 	}
 	var t *spoollog.Topic
-	for filter, lt := range d.locals {
+	for _, filter := range d.order {
 		if matchFilter(filter, m.Topic()) {
-			t = lt
+			t = d.locals[filter]
 			break
 		}
 	}

@@ -107,10 +107,20 @@ func NewMQTTLink(opts MQTTLinkOptions) (*MQTTLink, error) {
 // returns how many partitions were added.
 func (l *MQTTLink) AddTopics(names ...string) (int, error) {
 	n := 0
+	var errs []error
+	defer func() {
+		if n > 0 {
+			select {
+			case l.added <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	for _, name := range names {
 		t, err := l.opts.Log.Topic(name)
 		if err != nil {
-			return n, fmt.Errorf("bridge link %s: %w", l.opts.Name, err)
+			errs = append(errs, fmt.Errorf("bridge link %s: %w", l.opts.Name, err))
+			continue
 		}
 		for _, p := range t.Partitions() {
 			key := cursorKey(name, p.ID())
@@ -122,11 +132,13 @@ func (l *MQTTLink) AddTopics(names ...string) (int, error) {
 			}
 			// Checked with a sample key so a bad template fails here.
 			if _, err := mqttTopic(l.opts.Topic, l.opts.Site, name, p.ID(), []byte("k")); err != nil {
-				return n, fmt.Errorf("bridge link %s: %w", l.opts.Name, err)
+				errs = append(errs, fmt.Errorf("bridge link %s: %w", l.opts.Name, err))
+				break
 			}
 			m, err := newMQTTMirror(l, p, name)
 			if err != nil {
-				return n, err
+				errs = append(errs, err)
+				break
 			}
 			l.mu.Lock()
 			l.mirrors = append(l.mirrors, m)
@@ -135,13 +147,7 @@ func (l *MQTTLink) AddTopics(names ...string) (int, error) {
 			n++
 		}
 	}
-	if n > 0 {
-		select {
-		case l.added <- struct{}{}:
-		default:
-		}
-	}
-	return n, nil
+	return n, errors.Join(errs...)
 }
 
 func (l *MQTTLink) mirrorList() []*mqttMirror {

@@ -44,6 +44,13 @@ func (s *partState) init(meta *spoollog.Meta, ns string, p *spoollog.Partition, 
 	if c < 0 {
 		c = p.LogStartOffset()
 	}
+	if hw := p.HighWatermark(); c > hw {
+		// A cursor past the end is another log's: the topic was deleted
+		// and created again, or the data directory replaced. Resuming
+		// there would skip records never mirrored.
+		s.lg.Warn("stored cursor is past the partition's end; mirroring from its start", "cursor", c, "high_watermark", hw)
+		c = p.LogStartOffset()
+	}
 	s.cursor = c
 	p.Pin(ns, c)
 	return nil

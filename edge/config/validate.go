@@ -201,8 +201,8 @@ func (c *Config) Validate() error {
 		}
 		for j, d := range l.Downstream {
 			dk := fmt.Sprintf("%s.downstream[%d]", key, j)
-			if isMQTT && !validFilter(d.From) {
-				bad(dk+".from", "%q is not an MQTT topic filter", d.From)
+			if isMQTT && (!validFilter(d.From) || strings.HasPrefix(d.From, "$share/")) {
+				bad(dk+".from", "%q is not an MQTT topic filter (shared subscriptions are not supported)", d.From)
 			} else if !isMQTT && spoollog.ValidateTopicName(d.From) != nil {
 				bad(dk+".from", "%q is not a topic name", d.From)
 			}
