@@ -141,6 +141,8 @@ func (a *actuator) parseCommand(v []byte) (on bool, pulse time.Duration, err err
 	return false, pulse, nil
 }
 
+func (a *actuator) pinName() string { return "actuator:" + a.spec.Name }
+
 func (a *actuator) stateKey() string { return a.spec.Name + "\x00state" }
 
 func (a *actuator) cursorKey(p int32) string {
@@ -162,13 +164,24 @@ func (a *actuator) drive(on bool) error {
 func (a *actuator) run(ctx context.Context) {
 	clock := a.opts.Clock
 	defer a.status(func(s *ActuatorStatus) { s.State = StateStopped })
+	// The retention pins stay while it backs off after a failure, so
+	// commands not yet applied are kept.
+	defer func() {
+		for _, p := range a.topic.Partitions() {
+			p.Unpin(a.pinName())
+		}
+	}()
 	backoff := minBackoff
 	for ctx.Err() == nil {
 		err := a.start()
 		if err == nil {
 			a.status(func(s *ActuatorStatus) { s.State = StateRunning })
 			a.lg.Info("actuator running", "output", onOff(a.on))
+			started := clock.Now()
 			err = a.follow(ctx)
+			if clock.Since(started) > maxBackoff {
+				backoff = minBackoff // it ran well for a while: a new failure starts over
+			}
 		}
 		if ctx.Err() != nil {
 			return
@@ -243,8 +256,7 @@ func (a *actuator) follow(ctx context.Context) error {
 func (a *actuator) followPartition(ctx context.Context, p *spoollog.Partition) error {
 	meta := a.opts.Log.Meta()
 	key := a.cursorKey(p.ID())
-	pin := "actuator:" + a.spec.Name
-	defer p.Unpin(pin)
+	pin := a.pinName() // released by run when the actuator stops, not on a failure
 	offset := p.HighWatermark()
 	if a.spec.Start == "earliest" {
 		offset = p.LogStartOffset()
