@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	spoollog "github.com/spoolmq/spool/log"
 )
 
 // KafkaLink mirrors local topics to an upstream Kafka cluster with one kgo
@@ -87,49 +89,20 @@ func NewKafkaLink(opts KafkaLinkOptions) (*KafkaLink, error) {
 // running link starts the new mirrors at once (creating their upstream
 // topics first). It returns how many partitions were added.
 func (k *KafkaLink) AddTopics(names ...string) (int, error) {
-	var added int
-	var errs []error
-	defer func() {
-		if added > 0 {
-			select {
-			case k.added <- struct{}{}:
-			default:
+	set := mirrorSet[*mirror]{mu: &k.mu, mirrors: &k.mirrors, mirrored: k.mirrored, added: k.added}
+	return set.add(k.opts.Log, k.opts.Name, names,
+		func(topic string, _ int32) error {
+			_, err := destination(k.opts.Destination, k.opts.Site, topic)
+			return err
+		},
+		func(p *spoollog.Partition, topic string) (*mirror, error) {
+			dest, _ := destination(k.opts.Destination, k.opts.Site, topic) // checked
+			m, err := newMirror(k, p, topic, dest)
+			if err == nil {
+				m.markStart()
 			}
-		}
-	}()
-	for _, name := range names {
-		t, err := k.opts.Log.Topic(name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("bridge link %s: %w", k.opts.Name, err))
-			continue
-		}
-		dest, err := destination(k.opts.Destination, k.opts.Site, name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("bridge link %s: %w", k.opts.Name, err))
-			continue
-		}
-		for _, p := range t.Partitions() {
-			key := cursorKey(name, p.ID())
-			k.mu.Lock()
-			have := k.mirrored[key]
-			k.mu.Unlock()
-			if have {
-				continue
-			}
-			m, err := newMirror(k, p, name, dest)
-			if err != nil {
-				errs = append(errs, err)
-				break
-			}
-			m.markStart()
-			k.mu.Lock()
-			k.mirrors = append(k.mirrors, m)
-			k.mirrored[key] = true
-			k.mu.Unlock()
-			added++
-		}
-	}
-	return added, errors.Join(errs...)
+			return m, err
+		})
 }
 
 // mirrorList is the mirrors now.

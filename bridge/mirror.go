@@ -152,41 +152,27 @@ type pending struct {
 func (m *mirror) decode(data []byte, cursor int64) ([]pending, []int64, int64, error) {
 	var recs []pending
 	var sizes []int64
-	end := cursor
 	edge := []byte(m.link.opts.Site)
-	err := spoollog.SplitBatches(data, func(h spoollog.BatchHeader, batch []byte) error {
-		end = max(end, h.LastOffset()+1)
-		if h.Control() {
-			return nil
+	end, err := spoollog.EachRecord(data, cursor, func(r spoollog.Record) error {
+		hdrs := make([]kgo.RecordHeader, 0, len(r.Headers)+4)
+		for _, h := range r.Headers {
+			hdrs = append(hdrs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
-		_, rs, err := spoollog.DecodeRecords(batch)
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			if r.Offset < cursor {
-				continue // the first batch may start below the cursor
-			}
-			hdrs := make([]kgo.RecordHeader, 0, len(r.Headers)+4)
-			for _, h := range r.Headers {
-				hdrs = append(hdrs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-			}
-			hdrs = append(hdrs,
-				kgo.RecordHeader{Key: HeaderEdge, Value: edge},
-				kgo.RecordHeader{Key: HeaderTopic, Value: m.originTopic},
-				kgo.RecordHeader{Key: HeaderPartition, Value: m.originPartition},
-				kgo.RecordHeader{Key: HeaderOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
-			)
-			recs = append(recs, pending{offset: r.Offset, rec: &kgo.Record{
-				Topic:     m.dest,
-				Partition: m.p.ID(), // used by the manual partitioner (keep) only
-				Key:       r.Key,
-				Value:     r.Value,
-				Headers:   hdrs,
-				Timestamp: time.UnixMilli(r.Timestamp),
-			}})
-			sizes = append(sizes, int64(len(r.Key)+len(r.Value)))
-		}
+		hdrs = append(hdrs,
+			kgo.RecordHeader{Key: HeaderEdge, Value: edge},
+			kgo.RecordHeader{Key: HeaderTopic, Value: m.originTopic},
+			kgo.RecordHeader{Key: HeaderPartition, Value: m.originPartition},
+			kgo.RecordHeader{Key: HeaderOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
+		)
+		recs = append(recs, pending{offset: r.Offset, rec: &kgo.Record{
+			Topic:     m.dest,
+			Partition: m.p.ID(), // used by the manual partitioner (keep) only
+			Key:       r.Key,
+			Value:     r.Value,
+			Headers:   hdrs,
+			Timestamp: time.UnixMilli(r.Timestamp),
+		}})
+		sizes = append(sizes, int64(len(r.Key)+len(r.Value)))
 		return nil
 	})
 	if err != nil {

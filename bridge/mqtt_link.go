@@ -106,48 +106,14 @@ func NewMQTTLink(opts MQTTLinkOptions) (*MQTTLink, error) {
 // the topics already mirrored; a connected link starts them at once. It
 // returns how many partitions were added.
 func (l *MQTTLink) AddTopics(names ...string) (int, error) {
-	n := 0
-	var errs []error
-	defer func() {
-		if n > 0 {
-			select {
-			case l.added <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	for _, name := range names {
-		t, err := l.opts.Log.Topic(name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("bridge link %s: %w", l.opts.Name, err))
-			continue
-		}
-		for _, p := range t.Partitions() {
-			key := cursorKey(name, p.ID())
-			l.mu.Lock()
-			have := l.mirrored[key]
-			l.mu.Unlock()
-			if have {
-				continue
-			}
+	set := mirrorSet[*mqttMirror]{mu: &l.mu, mirrors: &l.mirrors, mirrored: l.mirrored, added: l.added}
+	return set.add(l.opts.Log, l.opts.Name, names,
+		func(topic string, p int32) error {
 			// Checked with a sample key so a bad template fails here.
-			if _, err := mqttTopic(l.opts.Topic, l.opts.Site, name, p.ID(), []byte("k")); err != nil {
-				errs = append(errs, fmt.Errorf("bridge link %s: %w", l.opts.Name, err))
-				break
-			}
-			m, err := newMQTTMirror(l, p, name)
-			if err != nil {
-				errs = append(errs, err)
-				break
-			}
-			l.mu.Lock()
-			l.mirrors = append(l.mirrors, m)
-			l.mirrored[key] = true
-			l.mu.Unlock()
-			n++
-		}
-	}
-	return n, errors.Join(errs...)
+			_, err := mqttTopic(l.opts.Topic, l.opts.Site, topic, p, []byte("k"))
+			return err
+		},
+		func(p *spoollog.Partition, topic string) (*mqttMirror, error) { return newMQTTMirror(l, p, topic) })
 }
 
 func (l *MQTTLink) mirrorList() []*mqttMirror {
@@ -557,21 +523,8 @@ func (m *mqttMirror) round(ctx, conn context.Context, cl publisher) (<-chan stru
 // the offset after the last batch; control batches are skipped.
 func decodeLocal(data []byte, cursor int64) ([]spoollog.Record, int64, error) {
 	var recs []spoollog.Record
-	end := cursor
-	err := spoollog.SplitBatches(data, func(h spoollog.BatchHeader, batch []byte) error {
-		end = max(end, h.LastOffset()+1)
-		if h.Control() {
-			return nil
-		}
-		_, rs, err := spoollog.DecodeRecords(batch)
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			if r.Offset >= cursor {
-				recs = append(recs, r)
-			}
-		}
+	end, err := spoollog.EachRecord(data, cursor, func(r spoollog.Record) error {
+		recs = append(recs, r)
 		return nil
 	})
 	if err != nil {

@@ -2,35 +2,28 @@ package log
 
 // EachRecord calls fn for every record at or after from in data, the
 // whole batches a Read returned, skipping control batches (transaction
-// markers). It returns the offset after the last batch, where the next
-// Read starts, and stops at the first damaged batch or error of fn,
-// returning the offset after the batches fully handled.
+// markers). It returns the offset after the last batch handled, where the
+// next Read starts, and stops at the first damaged batch or error of fn,
+// returning the offset after the batches fully handled before it.
 func EachRecord(data []byte, from int64, fn func(Record) error) (int64, error) {
 	next := from
-	for len(data) > 0 {
-		h, err := ParseBatchHeader(data)
-		if err != nil {
-			return next, err
-		}
-		if h.Size() > len(data) {
-			return next, ErrBatchLength
-		}
-		_, recs, err := DecodeRecords(data[:h.Size()])
-		if err != nil {
-			return next, err
-		}
-		data = data[h.Size():]
+	err := SplitBatches(data, func(h BatchHeader, batch []byte) error {
 		if !h.Control() {
+			_, recs, err := DecodeRecords(batch)
+			if err != nil {
+				return err
+			}
 			for _, r := range recs {
 				if r.Offset < from {
-					continue
+					continue // the first batch may start below from
 				}
 				if err := fn(r); err != nil {
-					return next, err
+					return err
 				}
 			}
 		}
 		next = max(next, h.LastOffset()+1)
-	}
-	return next, nil
+		return nil
+	})
+	return next, err
 }
