@@ -19,7 +19,7 @@ import (
 // benchKafkaResult is the JSON summary line of one phase of spool bench
 // kafka.
 type benchKafkaResult struct {
-	Phase         string  `json:"phase"` // produce, fetch, or engine (spool bench log with the same batches)
+	Phase         string  `json:"phase"` // produce (kgo), fetch, produce_wire (benchKafkaWire), or engine (spool bench log with the same batches)
 	Records       int64   `json:"records"`
 	Size          int     `json:"size"`
 	BatchBytes    int     `json:"batch_bytes"`
@@ -61,7 +61,7 @@ func runBenchKafka(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fail(stderr, "--records, --partitions must be positive and --batch-bytes at least 1024")
 	}
 	bp := benchKafkaParams{records: *records, size: *size, batchBytes: *batchBytes, partitions: *partitions, sync: spoollog.SyncPolicy(*sync), dir: *dir}
-	produce, fetch, err := benchKafka(ctx, bp)
+	produce, fetch, wire, err := benchKafka(ctx, bp)
 	if err != nil {
 		return fail(stderr, "bench kafka: %v", err)
 	}
@@ -69,11 +69,12 @@ func runBenchKafka(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fail(stderr, "bench kafka: engine: %v", err)
 	}
-	for _, r := range []benchKafkaResult{produce, fetch, engine} {
+	for _, r := range []benchKafkaResult{produce, fetch, wire, engine} {
 		line, _ := json.Marshal(r)
 		fmt.Fprintln(stdout, string(line))
 	}
-	fmt.Fprintf(stdout, "{\"produce_to_engine\":%.3f,\"fetch_mb_per_s\":%.1f}\n", produce.RecordsPerSec/engine.RecordsPerSec, fetch.MBPerSec)
+	fmt.Fprintf(stdout, "{\"produce_to_engine\":%.3f,\"produce_wire_to_engine\":%.3f,\"fetch_mb_per_s\":%.1f}\n",
+		produce.RecordsPerSec/engine.RecordsPerSec, wire.RecordsPerSec/engine.RecordsPerSec, fetch.MBPerSec)
 	return 0
 }
 
@@ -110,26 +111,26 @@ func benchValues(n, size int) (keys, values [][]byte) {
 	return keys, values
 }
 
-func benchKafka(ctx context.Context, bp benchKafkaParams) (produce, fetch benchKafkaResult, err error) {
+func benchKafka(ctx context.Context, bp benchKafkaParams) (produce, fetch, wire benchKafkaResult, err error) {
 	dir, err := os.MkdirTemp(bp.dir, "spool-bench-kafka-")
 	if err != nil {
-		return produce, fetch, err
+		return produce, fetch, wire, err
 	}
 	defer os.RemoveAll(dir)
 	l, err := spoollog.Open(dir, spoollog.Options{})
 	if err != nil {
-		return produce, fetch, err
+		return produce, fetch, wire, err
 	}
 	defer l.Close()
 	if _, err := l.CreateTopic("bench", bp.topicConfig()); err != nil {
-		return produce, fetch, err
+		return produce, fetch, wire, err
 	}
 	srv, err := kafka.New(kafka.Options{Addr: "127.0.0.1:0", Log: l, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		return produce, fetch, err
+		return produce, fetch, wire, err
 	}
 	if err := srv.Listen(); err != nil {
-		return produce, fetch, err
+		return produce, fetch, wire, err
 	}
 	go srv.Serve()
 	defer srv.Close()
@@ -141,7 +142,7 @@ func benchKafka(ctx context.Context, bp benchKafkaParams) (produce, fetch benchK
 		kgo.ProducerBatchMaxBytes(int32(bp.batchBytes)), kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
-		return produce, fetch, err
+		return produce, fetch, wire, err
 	}
 	defer p.Close()
 	errc := make(chan error, 1)
@@ -165,14 +166,14 @@ func benchKafka(ctx context.Context, bp benchKafkaParams) (produce, fetch benchK
 	select {
 	case <-done:
 	case err := <-errc:
-		return produce, fetch, err
+		return produce, fetch, wire, err
 	case <-ctx.Done():
-		return produce, fetch, ctx.Err()
+		return produce, fetch, wire, ctx.Err()
 	}
 	elapsed := time.Since(start)
 	select {
 	case err := <-errc:
-		return produce, fetch, err
+		return produce, fetch, wire, err
 	default:
 	}
 	payload := float64(bp.records) * float64(bp.size+len(keys[0]))
@@ -184,7 +185,7 @@ func benchKafka(ctx context.Context, bp benchKafkaParams) (produce, fetch benchK
 	c, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
 	if err != nil {
-		return produce, fetch, err
+		return produce, fetch, wire, err
 	}
 	defer c.Close()
 	var got int64
@@ -192,14 +193,21 @@ func benchKafka(ctx context.Context, bp benchKafkaParams) (produce, fetch benchK
 	for got < bp.records {
 		fs := c.PollFetches(ctx)
 		if err := fs.Err0(); err != nil {
-			return produce, fetch, err
+			return produce, fetch, wire, err
 		}
 		got += int64(fs.NumRecords())
 	}
 	elapsed = time.Since(start)
 	fetch = benchKafkaResult{Phase: "fetch", Records: got, Size: bp.size, BatchBytes: bp.batchBytes, Partitions: bp.partitions,
 		Sync: string(bp.sync), Seconds: elapsed.Seconds(), RecordsPerSec: float64(got) / elapsed.Seconds(), MBPerSec: payload / elapsed.Seconds() / 1e6}
-	return produce, fetch, nil
+
+	if _, err := l.CreateTopic("bench-wire", bp.topicConfig()); err != nil {
+		return produce, fetch, wire, err
+	}
+	before := l.Stats().Fsyncs
+	wire, err = benchKafkaWire(ctx, addr, "bench-wire", bp)
+	wire.Fsyncs = l.Stats().Fsyncs - before
+	return produce, fetch, wire, err
 }
 
 // benchKafkaEngine appends the same records in batches of the same size

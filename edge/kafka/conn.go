@@ -47,13 +47,12 @@ type connState struct {
 // up to 5 in flight).
 const maxPipelined = 8
 
-// answer is one response to write, in request order: resp, or finish to
-// call first (a produce waiting for its appends), or raw bytes (a bare
-// SASL token).
+// answer is one response to write, in request order: resp, or a produce
+// waiting for its appends, or raw bytes (a bare SASL token).
 type answer struct {
 	req        *request
 	resp       kmsg.Response
-	finish     func() kmsg.Response
+	produce    *pendingProduce
 	raw        []byte
 	closeAfter bool
 }
@@ -130,7 +129,7 @@ func (s *Server) serveConn(c net.Conn, l *listener) {
 		}
 		s.stats.Requests.Add(1)
 		if s.pipelines(req) {
-			send(answer{req: req, finish: s.startProduce(req)})
+			send(answer{req: req, produce: s.startProduce(req)})
 			continue
 		}
 		pending.Wait()
@@ -160,14 +159,15 @@ func (s *Server) writeAnswers(c net.Conn, answers <-chan answer, pending *sync.W
 	failed := false
 	for a := range answers {
 		resp := a.resp
-		if a.finish != nil {
+		if a.produce != nil {
 			// Answers already written go out before waiting for this one's
-			// appends.
-			if !failed && w.Buffered() > 0 && w.Flush() != nil {
+			// appends; if it need not wait (one fsync acknowledged a whole
+			// pipeline), they go out together.
+			if !failed && w.Buffered() > 0 && !a.produce.ready() && w.Flush() != nil {
 				failed = true
 				c.Close()
 			}
-			resp = a.finish() // produce: wait for the appends, even if the client is gone
+			resp = a.produce.finish() // wait for the appends, even if the client is gone
 		}
 		if !failed {
 			switch {

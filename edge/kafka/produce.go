@@ -23,13 +23,37 @@ type partResult struct {
 // answers once each is durable as its topic's sync policy says, or failed.
 // acks=1 and acks=-1 are the same on a single node: both wait for the
 // durable append.
-func (s *Server) produce(_ *connState, req *request) kmsg.Response { return s.startProduce(req)() }
+func (s *Server) produce(_ *connState, req *request) kmsg.Response {
+	return s.startProduce(req).finish()
+}
 
-// startProduce queues the request's appends and returns the function that
-// waits for them and builds the answer. Between the two the connection
-// reads its next produce request, so that a producer with several
-// requests in flight gets them into one fsync (conn.go).
-func (s *Server) startProduce(req *request) func() kmsg.Response {
+// pendingProduce is a produce request whose appends are queued: finish
+// waits for them and builds the answer, ready says whether it would wait.
+type pendingProduce struct {
+	results []*partResult
+	finish  func() kmsg.Response
+}
+
+// ready reports whether every append of the request has completed, so
+// that its answer can join the answers written ahead of it in one write.
+func (pp *pendingProduce) ready() bool {
+	for _, pr := range pp.results {
+		for _, b := range pr.pending {
+			select {
+			case <-b.done:
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// startProduce queues the request's appends and returns them pending.
+// Between the two the connection reads its next produce request, so that
+// a producer with several requests in flight gets them into one fsync
+// (conn.go).
+func (s *Server) startProduce(req *request) *pendingProduce {
 	r := req.body.(*kmsg.ProduceRequest)
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 	var results []*partResult
@@ -62,7 +86,7 @@ func (s *Server) startProduce(req *request) func() kmsg.Response {
 	}
 
 	deadline := time.Now().Add(time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond)
-	return func() kmsg.Response {
+	return &pendingProduce{results: results, finish: func() kmsg.Response {
 		timeout := time.NewTimer(time.Until(deadline))
 		defer timeout.Stop()
 		for _, pr := range results {
@@ -72,7 +96,7 @@ func (s *Server) startProduce(req *request) func() kmsg.Response {
 			return nil
 		}
 		return resp
-	}
+	}}
 }
 
 // appendBatches queues each batch of a partition's records.
