@@ -11,10 +11,10 @@ import (
 	"math"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/spoolmq/spool/edge/config"
@@ -50,10 +50,8 @@ type Broker struct {
 	pendingWG    sync.WaitGroup
 	stats        counters
 	conns        connSet // of every listener
-	// subscribed is set once any client subscribes or a stored session
-	// with subscriptions is restored; until then publishes have no one to
-	// be delivered to.
-	subscribed atomic.Bool
+	// subs says whether publishes have anyone to be delivered to.
+	subs *subscriptionSet
 
 	meta        *spoollog.Meta
 	egress      []*egress
@@ -106,7 +104,12 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.auth = newAuthHook(opts.AllowAnonymous, opts.Auth)
 	b.sessions = newSessionHook(opts.Log.Meta(), lg)
-	b.sessions.onRestored = func() { b.subscribed.Store(true) }
+	b.subs = newSubscriptionSet()
+	b.sessions.onRestored = func(subs []storage.Subscription) {
+		for _, sub := range subs {
+			b.subs.restore(sub.Client, sub.Filter)
+		}
+	}
 	for _, h := range []mqtt.Hook{b.auth, b.sessions, &ingestHook{b: b}} {
 		if err := b.server.AddHook(h, nil); err != nil {
 			return nil, err

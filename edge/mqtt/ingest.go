@@ -21,14 +21,30 @@ type ingestHook struct {
 func (h *ingestHook) ID() string { return "spool-ingest" }
 
 func (h *ingestHook) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnDisconnect || b == mqtt.OnConnect || b == mqtt.OnSessionEstablished || b == mqtt.OnSubscribe
+	switch b {
+	case mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnConnect, mqtt.OnSessionEstablished,
+		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed:
+		return true
+	}
+	return false
 }
 
 // OnSubscribe notes, before mochi adds the subscription, that deliveries
-// now have someone to go to (see deliver).
+// may have someone to go to (see deliver).
 func (h *ingestHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	h.b.subscribed.Store(true)
+	h.b.subs.begin()
 	return pk
+}
+
+// OnSubscribed keeps the filters mochi granted.
+func (h *ingestHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	h.b.subs.granted(cl.ID, pk.Filters, codes)
+}
+
+// OnUnsubscribed drops filters mochi removed: an UNSUBSCRIBE, or every
+// filter of a session that ended or expired.
+func (h *ingestHook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	h.b.subs.remove(cl.ID, pk.Filters)
 }
 
 // OnSessionEstablished notes that mochi now owns the connection's end:
@@ -175,11 +191,9 @@ func writeAcks(cl *mqtt.Client, acks []byte) {
 // deliver hands a stored publish back to mochi through our inline client,
 // which delivers it to subscribers and keeps it if it is retained.
 func (b *Broker) deliver(pk packets.Packet) error {
-	if !pk.FixedHeader.Retain && !b.subscribed.Load() {
-		// Nobody ever subscribed and there is nothing to keep: skip
-		// mochi's second pass through the hooks and the topic index, the
-		// largest cost of pure ingest after the socket reads. (mochi's own
-		// subscription count is not kept for restored sessions.)
+	if !pk.FixedHeader.Retain && !b.subs.any() {
+		// Nobody subscribes and there is nothing to keep: skip mochi's
+		// second pass through the hooks and the topic index.
 		return nil
 	}
 	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false

@@ -47,8 +47,8 @@ type sessionHook struct {
 	timer     *time.Timer
 	closed    bool // after the final write: changes are no longer taken
 	writeErrs atomic.Int64
-	// onRestored is called when stored subscriptions are loaded.
-	onRestored func()
+	// onRestored is called with the stored subscriptions mochi loads.
+	onRestored func([]storage.Subscription)
 }
 
 type nsKey struct{ ns, key string }
@@ -375,7 +375,7 @@ func (h *sessionHook) StoredClients() ([]storage.Client, error) {
 func (h *sessionHook) StoredSubscriptions() ([]storage.Subscription, error) {
 	subs, err := load(h, nsSubs, func(b []byte) (s storage.Subscription, err error) { return s, s.UnmarshalBinary(b) })
 	if len(subs) > 0 && h.onRestored != nil {
-		h.onRestored()
+		h.onRestored(subs)
 	}
 	return subs, err
 }

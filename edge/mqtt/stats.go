@@ -29,7 +29,7 @@ type Stats struct {
 	// in the log.
 	DeliveriesDropped int64
 	Retained          int64 // retained messages held now
-	Subscriptions     int64
+	Subscriptions     int64 // filters held, by connected clients and stored sessions
 	// Egress: records delivered to MQTT, skipped (the topic template
 	// lacked a key or header), and passed over because they came in over
 	// MQTT (delivered live then).
@@ -117,7 +117,7 @@ func (b *Broker) Stats() Stats {
 		DeliveriesDropped: atomic.LoadInt64(&b.server.Info.MessagesDropped) +
 			atomic.LoadInt64(&b.server.Info.InflightDropped),
 		Retained:        atomic.LoadInt64(&b.server.Info.Retained),
-		Subscriptions:   atomic.LoadInt64(&b.server.Info.Subscriptions),
+		Subscriptions:   b.subs.count(),
 		EgressDelivered: b.egressStats.delivered.Load(),
 		EgressSkipped:   b.egressStats.skipped.Load(),
 		EgressFromMQTT:  b.egressStats.fromMQTT.Load(),
