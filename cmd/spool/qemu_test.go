@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -78,6 +80,63 @@ func TestARMUnderQEMU(t *testing.T) {
 			}
 			qemuServeCycle(t, wrapper)
 		})
+	}
+	t.Run("packages", func(t *testing.T) {
+		t.Parallel()
+		checkARMPackages(t, dist, targets)
+	})
+}
+
+// checkARMPackages packages the ARM binaries with scripts/package.sh and
+// checks what each package would install: its architecture, the very
+// binary that was built (an ELF for the board's machine), running under
+// emulation, and the same config and unit as every other package.
+func checkARMPackages(t *testing.T, dist string, targets []string) {
+	needTool(t, "dpkg-deb")
+	out := runScript(t, 5*time.Minute, []string{"DIST=" + dist, "VERSION=0.7.0-qemu", "SKIP_BUILD=1"}, "scripts/package.sh", targets...)
+	t.Logf("scripts/package.sh %v:\n%s", targets, out)
+	debArch := map[string]string{"arm": "armhf", "arm64": "arm64"}
+	machine := map[string]elf.Machine{"arm": elf.EM_ARM, "arm64": elf.EM_AARCH64}
+	for _, a := range armTargets {
+		deb := filepath.Join(dist, "spool_0.7.0+qemu_"+a.target+".deb")
+		if got := strings.TrimSpace(output(t, "dpkg-deb", "-f", deb, "Architecture")); got != debArch[a.goarch] {
+			t.Errorf("%s: Architecture %q, want %q", deb, got, debArch[a.goarch])
+		}
+		root := t.TempDir()
+		output(t, "dpkg-deb", "-x", deb, root)
+		packaged, err := os.ReadFile(filepath.Join(root, "usr/bin/spool"))
+		if err != nil {
+			t.Fatalf("%s: %v", deb, err)
+		}
+		built, err := os.ReadFile(filepath.Join(dist, "spool-linux-"+a.target))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(packaged, built) {
+			t.Errorf("%s: /usr/bin/spool differs from the %s build", deb, a.target)
+		}
+		f, err := elf.Open(filepath.Join(root, "usr/bin/spool"))
+		if err != nil {
+			t.Fatalf("%s: /usr/bin/spool: %v", deb, err)
+		}
+		if f.Machine != machine[a.goarch] || f.Type != elf.ET_EXEC {
+			t.Errorf("%s: /usr/bin/spool is a %v %v, want a static %v executable", deb, f.Machine, f.Type, machine[a.goarch])
+		}
+		f.Close()
+		qemu, _ := exec.LookPath(a.qemu)
+		if v := output(t, qemu, "-cpu", a.cpu, filepath.Join(root, "usr/bin/spool"), "version"); !strings.Contains(v, "linux/"+a.goarch+")") {
+			t.Errorf("%s: the packaged binary printed %q", deb, v)
+		}
+		for _, conf := range []struct{ installed, source string }{
+			{"etc/spool/spool.yaml", "configs/spool-service.yaml"},
+			{"lib/systemd/system/spool.service", "configs/spool.service"},
+		} {
+			got, err := os.ReadFile(filepath.Join(root, conf.installed))
+			want, werr := os.ReadFile(filepath.Join(repoRoot, conf.source))
+			if err != nil || werr != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s: /%s differs from %s (%v, %v)", deb, conf.installed, conf.source, err, werr)
+			}
+		}
 	}
 }
 
