@@ -96,8 +96,10 @@ func (p *Partition) flushLoop() {
 		case syncSeg != nil:
 			job = &syncJob{c: c, st: st, appends: appends, durableBelow: durableBelow, done: make(chan struct{})}
 			p.flushWG.Add(1)
+			syncSeg.syncing.Add(1) // retention or compaction closes it only after this fsync
 			go func(job *syncJob) {
 				defer p.flushWG.Done()
+				defer syncSeg.syncing.Done()
 				start := time.Now()
 				job.err = p.syncSegment(syncSeg)
 				p.lastFsync.Store(int64(time.Since(start)))
@@ -234,8 +236,9 @@ func (p *Partition) writeCycle(buf []byte, metas []batchMeta) (st *durableState,
 
 	durableBelow = metas[0].base
 	act := p.active()
-	if act.size > 0 && now.Sub(act.created) >= cfg.SegmentAge {
-		if err := p.roll(metas[0].base, cfg, now); err != nil {
+	if (act.size > 0 && now.Sub(act.created) >= cfg.SegmentAge) || act.sealed {
+		// (Sealed: a roll sealed it, then could not create the next one.)
+		if _, err := p.roll(metas[0].base, cfg, now); err != nil {
 			return nil, nil, durableBelow, err
 		}
 	}
@@ -248,10 +251,13 @@ func (p *Partition) writeCycle(buf []byte, metas []batchMeta) (st *durableState,
 			j++
 		}
 		if j == i {
-			if err := p.roll(metas[i].base, cfg, now); err != nil {
+			sealed, err := p.roll(metas[i].base, cfg, now)
+			if sealed {
+				durableBelow = metas[i].base // the seal synced everything before
+			}
+			if err != nil {
 				return nil, nil, durableBelow, err
 			}
-			durableBelow = metas[i].base // the seal synced everything before
 			continue
 		}
 		grown, err := act.write(buf[off:off+n], metas[i:j], p.l.preallocAllowance())
@@ -328,23 +334,28 @@ func (p *Partition) segmentsClosed() bool {
 // The new segment is created first: if that fails (a full disk), nothing
 // has changed and the append can be retried. A crash after the create but
 // before the seal leaves an untrimmed segment that open trims.
-func (p *Partition) roll(base int64, cfg TopicConfig, now time.Time) error {
+func (p *Partition) roll(base int64, cfg TopicConfig, now time.Time) (sealed bool, err error) {
 	act := p.active()
-	s, err := createSegment(p.l.fs, p.dir, base, cfg, now)
-	if err != nil {
-		return p.ioError("write", fmt.Errorf("create segment: %w", err))
-	}
+	// Seal before the next segment exists: a crash in between leaves act
+	// the last segment, recovered as the active one. In the other order a
+	// crash could leave act sealed by name only, its tail and its indexes
+	// never synced (a time index short of its newest entries makes
+	// retention delete recent records).
 	freed, err := act.seal()
 	p.addBytes(-freed)
 	if err != nil {
-		s.remove()
-		return p.ioError("seal segment", err)
+		return false, p.ioError("seal segment", err)
 	}
 	p.lastSync, p.dirty = now, false
+	p.publish(&durableState{hw: base, seg: act, pos: act.size}, false)
+	s, err := createSegment(p.l.fs, p.dir, base, cfg, now)
+	if err != nil {
+		// act stays last, sealed: the next cycle rolls again first.
+		return true, p.ioError("write", fmt.Errorf("create segment: %w", err))
+	}
 	p.segMu.Lock()
 	p.segments = append(p.segments, s)
 	p.segMu.Unlock()
-	// Everything before the new segment is sealed and synced.
 	p.publish(&durableState{hw: base, seg: s, pos: 0}, false)
-	return nil
+	return true, nil
 }

@@ -64,6 +64,12 @@ type Partition struct {
 
 	notifyMu sync.Mutex
 	notify   chan struct{}
+	// notifyDone: the partition is closed (deleted, or the log closed);
+	// notify stays closed, so that every tailing reader wakes and finds out.
+	notifyDone bool
+	// gone is set, under segMu, before the segments' files are closed:
+	// a Read after it gets ErrClosed rather than a closed file.
+	gone atomic.Bool
 
 	pinsMu sync.Mutex
 	pins   map[string]int64
@@ -347,6 +353,10 @@ func (p *Partition) Recover() error {
 	}
 	p.mu.Unlock()
 	p.flushWG.Wait()
+	// Retention, compaction and DeleteRecords stay out while the segments
+	// are reopened: they would delete files load has just listed.
+	p.cleanMu.Lock()
+	defer p.cleanMu.Unlock()
 	p.ioMu.Lock()
 	defer p.ioMu.Unlock()
 	if err := p.load(); err != nil {
@@ -380,12 +390,19 @@ func (p *Partition) close() error {
 		err = p.syncLocked(p.l.now())
 	}
 	p.segMu.Lock()
+	p.gone.Store(true)
 	for _, s := range p.segments {
 		if cerr := s.close(); err == nil && cerr != nil {
 			err = cerr
 		}
 	}
 	p.segMu.Unlock()
+	p.notifyMu.Lock()
+	if !p.notifyDone {
+		p.notifyDone = true
+		close(p.notify)
+	}
+	p.notifyMu.Unlock()
 	if err == nil {
 		err = sticky
 	}

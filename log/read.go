@@ -28,12 +28,17 @@ func (p *Partition) publish(st *durableState, reset bool) {
 		return
 	}
 	p.durable.Store(st)
+	if p.notifyDone {
+		return // closed for good: readers already woke
+	}
 	close(p.notify)
 	p.notify = make(chan struct{})
 }
 
 // Notify returns a channel closed when new data becomes readable. Take it
-// before the Read that found nothing, then wait on it.
+// before the Read that found nothing, then wait on it. Once the partition
+// is closed (its topic deleted, or the log closed) the channel it returns
+// is closed already, and Read returns ErrClosed.
 func (p *Partition) Notify() <-chan struct{} {
 	p.notifyMu.Lock()
 	defer p.notifyMu.Unlock()
@@ -47,6 +52,9 @@ func (p *Partition) Notify() <-chan struct{} {
 func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
 	p.segMu.RLock()
 	defer p.segMu.RUnlock()
+	if p.gone.Load() {
+		return nil, fmt.Errorf("%w: topic %q partition %d is closed (deleted, or the log stopped)", ErrClosed, p.topic.name, p.id)
+	}
 	st := p.durable.Load()
 	if offset < p.LogStartOffset() || offset > st.hw {
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, p.LogStartOffset(), st.hw)

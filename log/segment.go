@@ -77,6 +77,8 @@ type segment struct {
 	indexErr    error // a failed index write: the files are rebuilt at seal
 	segmentSize int64
 
+	syncing sync.WaitGroup // fsyncs running beside the flusher (flush.go)
+
 	mu           sync.Mutex // guards idx, tidx, loaded and the written counts
 	idx          []offsetEntry
 	tidx         []timeEntry
@@ -711,6 +713,9 @@ func (s *segment) trimZeroTail() error {
 }
 
 func (s *segment) close() error {
+	// A cycle's fsync may still run beside the flusher on a segment sealed
+	// since: the file stays open until it returns.
+	s.syncing.Wait()
 	s.flushIndex()
 	var err error
 	for _, f := range []File{s.ixf, s.tixf, s.f} {
