@@ -60,7 +60,10 @@ type group struct {
 	static       map[string]string    // instance id → member id
 	pending      map[string]time.Time // member ids handed out by MEMBER_ID_REQUIRED → expiry
 	rebalance    *time.Timer
-	initial      bool // the rebalance is an empty group's first: wait initialDelay
+	// syncWait bounds CompletingRebalance: members that have not sent
+	// their SyncGroup within the rebalance timeout are removed.
+	syncWait *time.Timer
+	initial  bool // the rebalance is an empty group's first: wait initialDelay
 }
 
 type member struct {
@@ -72,6 +75,7 @@ type member struct {
 	assignment         []byte
 	join               chan *kmsg.JoinGroupResponse // set while a JoinGroup waits
 	sync               chan syncAnswer              // set while a SyncGroup waits
+	synced             bool                         // sent its SyncGroup in this generation
 	expiry             *time.Timer
 }
 
@@ -138,15 +142,14 @@ func (co *coordinator) join(r *kmsg.JoinGroupRequest, version int16, clientID, h
 		instance = *r.InstanceID
 	}
 	id := r.MemberID
+	replaces := "" // the member a static rejoin takes the place of
 	switch {
 	case id == "" && instance != "":
 		// A static member (re)joining: it takes its instance's place,
-		// under a new member id; the old one is fenced.
+		// under a new member id; the old one is fenced once the join is
+		// accepted (a refused join leaves the group as it was).
 		id = newMemberID(clientID)
-		if old, ok := g.static[instance]; ok {
-			co.remove(g, old, kerr.FencedInstanceID.Code)
-		}
-		g.static[instance] = id
+		replaces = g.static[instance]
 	case id == "" && version >= 4:
 		// KIP-394: the member must come back with the id it is given, so
 		// that a client that retries its join does not leave ghosts.
@@ -156,6 +159,12 @@ func (co *coordinator) join(r *kmsg.JoinGroupRequest, version int16, clientID, h
 		return fail(kerr.MemberIDRequired.Code)
 	case id == "":
 		id = newMemberID(clientID)
+	case instance != "" && g.static[instance] == "":
+		// An instance the group does not know (its session expired, or
+		// Spool restarted): as Kafka, UNKNOWN_MEMBER_ID, so that the
+		// client forgets its member id and joins afresh. Fencing here would
+		// lock it out for good.
+		return fail(kerr.UnknownMemberID.Code)
 	case instance != "" && g.static[instance] != id:
 		return fail(kerr.FencedInstanceID.Code)
 	case g.members[id] == nil:
@@ -181,13 +190,16 @@ func (co *coordinator) join(r *kmsg.JoinGroupRequest, version int16, clientID, h
 	if chooseProtocol(g) == "" {
 		if isNew {
 			delete(g.members, id)
-			if instance != "" {
-				delete(g.static, instance)
-			}
 		} else {
 			m.protocols = previous
 		}
 		return fail(kerr.InconsistentGroupProtocol.Code)
+	}
+	if instance != "" && isNew {
+		if replaces != "" {
+			co.remove(g, replaces, kerr.FencedInstanceID.Code)
+		}
+		g.static[instance] = id
 	}
 	m.clientID, m.host, m.protocolType = clientID, host, r.ProtocolType
 	m.session, m.rebalance = session, rebalance
@@ -326,6 +338,7 @@ func (co *coordinator) completeJoin(g *group) {
 		}
 	}
 	g.state = groupCompletingRebalance
+	co.awaitSyncs(g)
 	for _, m := range g.members {
 		resp := kmsg.NewPtrJoinGroupResponse()
 		resp.Generation, resp.Protocol, resp.ProtocolType = g.generation, &g.protocol, &g.protocolType
@@ -349,6 +362,42 @@ func (co *coordinator) completeJoin(g *group) {
 		m.join = nil
 		co.heartbeatFrom(g, m)
 	}
+}
+
+// awaitSyncs arms the group's wait for SyncGroups, as long as its longest
+// rebalance timeout (Kafka's pending sync members): a leader that never
+// sends its assignment must not leave the followers waiting forever.
+func (co *coordinator) awaitSyncs(g *group) {
+	wait := time.Duration(0)
+	for _, m := range g.members {
+		m.synced = false
+		wait = max(wait, m.rebalance)
+	}
+	if g.syncWait != nil {
+		g.syncWait.Stop()
+	}
+	generation := g.generation
+	var t *time.Timer
+	t = time.AfterFunc(wait, func() {
+		co.mu.Lock()
+		defer co.mu.Unlock()
+		if g.syncWait != t || g.state != groupCompletingRebalance || g.generation != generation {
+			return
+		}
+		g.syncWait = nil
+		for id, m := range g.members {
+			if !m.synced {
+				co.remove(g, id, 0)
+			}
+		}
+		if len(g.members) == 0 {
+			g.state, g.protocol, g.leader = groupEmpty, "", ""
+			g.generation++
+			return
+		}
+		co.prepareRebalance(g)
+	})
+	g.syncWait = t
 }
 
 // remove takes a member out of the group; a join or sync it is waiting in
@@ -405,7 +454,10 @@ func (co *coordinator) heartbeatFrom(g *group, m *member) {
 	t = time.AfterFunc(m.session, func() {
 		co.mu.Lock()
 		defer co.mu.Unlock()
-		if g.members[m.id] == m && m.expiry == t && m.join == nil {
+		// A member waiting in a JoinGroup or a SyncGroup is alive (Kafka:
+		// awaiting a rebalance satisfies the heartbeat); the rebalance
+		// timeout bounds those waits instead.
+		if g.members[m.id] == m && m.expiry == t && m.join == nil && m.sync == nil {
 			co.removeAndRebalance(g, m.id)
 		}
 	})
@@ -453,6 +505,7 @@ func (co *coordinator) sync(r *kmsg.SyncGroupRequest) (syncAnswer, chan syncAnsw
 	case groupStable:
 		return syncAnswer{assignment: m.assignment}, nil
 	}
+	m.synced = true
 	if m.id != g.leader {
 		if m.sync != nil {
 			m.sync <- syncAnswer{code: kerr.RebalanceInProgress.Code}
@@ -472,6 +525,10 @@ func (co *coordinator) sync(r *kmsg.SyncGroupRequest) (syncAnswer, chan syncAnsw
 		}
 	}
 	g.state = groupStable
+	if g.syncWait != nil {
+		g.syncWait.Stop()
+		g.syncWait = nil
+	}
 	return syncAnswer{assignment: m.assignment}, nil
 }
 
