@@ -20,6 +20,18 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// DecodeTopicSpec decodes one topic's settings from YAML or JSON text by
+// the rules of a config file (the HTTP API takes topic configs this way):
+// errors are named by key path within the spec, "partitions: 2.9 is not
+// an integer (line 1)", and an unknown key is "zz: unknown key (line 1)".
+func DecodeTopicSpec(text []byte, s *TopicSpec) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(text, &doc); err != nil {
+		return err
+	}
+	return decodeNode(&doc, s)
+}
+
 // decodeNode sets *out from the document node doc. Keys the document
 // leaves out, and keys set to null, keep the values *out already has. It
 // reports every error, not only the first.
@@ -53,6 +65,11 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 		n.Value = val
 		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
 			n.Tag = "" // a plain value is typed by what it now says: ${PORT} can be an int
+			if n.ShortTag() == "!!null" {
+				// Never null, which would keep the default: MQTT_ADDR=
+				// for `addr: ${MQTT_ADDR}` means "", a listener off.
+				n.Tag = "!!str"
+			}
 		}
 	}
 	if n.ShortTag() == "!!null" {
@@ -93,6 +110,16 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 			d.fail(path, n, "%s is not between %d and %d", n.Value, int64(-1)<<(bits-1), uint64(1)<<(bits-1)-1)
 		} else {
 			v.SetInt(i)
+		}
+	case v.CanUint():
+		// Likewise: yaml.v3 would turn 118.9 into 118.
+		var i int64
+		if n.ShortTag() != "!!int" || n.Decode(&i) != nil {
+			d.fail(path, n, "%s is not an integer", describe(n))
+		} else if i < 0 || v.OverflowUint(uint64(i)) {
+			d.fail(path, n, "%s is not between 0 and %d", n.Value, uint64(1)<<v.Type().Bits()-1)
+		} else {
+			v.SetUint(uint64(i))
 		}
 	default:
 		if n.Decode(v.Addr().Interface()) != nil {

@@ -100,12 +100,22 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request, t *spoollog.Topic, 
 		if a.pollWaiting != nil {
 			a.pollWaiting()
 		}
+		deleted := func() bool {
+			if cur, err := a.l.Topic(t.Name()); err == nil && cur == t {
+				return false
+			}
+			w.Write([]byte("event: error\ndata: {\"error\":\"topic deleted\"}\n\n"))
+			rc.Flush()
+			return true
+		}
 		select {
 		case <-notify:
+			// A deleted partition closes its notify channel for good.
+			if deleted() {
+				return
+			}
 		case <-ping.C:
-			if cur, err := a.l.Topic(t.Name()); err != nil || cur != t {
-				w.Write([]byte("event: error\ndata: {\"error\":\"topic deleted\"}\n\n"))
-				rc.Flush()
+			if deleted() {
 				return
 			}
 			if _, err := w.Write([]byte(": ping\n\n")); err != nil {

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/spoolmq/spool/edge/config"
 	spoollog "github.com/spoolmq/spool/log"
@@ -213,28 +210,20 @@ func (a *api) parseCreate(body io.Reader) (string, spoollog.TopicConfig, error) 
 	return req.Name, cfg, nil
 }
 
-func decodeSpec(b []byte, s *config.TopicSpec) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	return dec.Decode(s)
-}
+func decodeSpec(b []byte, s *config.TopicSpec) error { return config.DecodeTopicSpec(b, s) }
 
 var (
-	unknownField = regexp.MustCompile(`field (\S+) not found in type`)
-	linePrefix   = regexp.MustCompile(`^(yaml: )?line \d+: `)
+	linePrefix = regexp.MustCompile(`^(yaml: )?line \d+: `)
+	lineSuffix = regexp.MustCompile(` \(line \d+\)$`)
 )
 
-// specError words a YAML error about config key k.
+// specError words an error of config.DecodeTopicSpec about key k.
 func specError(k string, err error) string {
-	var te *yaml.TypeError
-	msg := err.Error()
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		msg = te.Errors[0]
-	}
-	if unknownField.MatchString(msg) {
+	msg := lineSuffix.ReplaceAllString(linePrefix.ReplaceAllString(err.Error(), ""), "")
+	if msg == k+": unknown key" {
 		return fmt.Sprintf("unknown config key %q", "config."+k)
 	}
-	return "config." + k + ": " + linePrefix.ReplaceAllString(msg, "")
+	return "config." + msg
 }
 
 // decodeOne decodes exactly one JSON value from dec into v.
