@@ -79,13 +79,11 @@ func (s *Server) readFetch(r *kmsg.FetchRequest, notify *[]<-chan struct{}) (*km
 				if notify != nil && *notify != nil {
 					*notify = append(*notify, p.Notify())
 				}
-				sp.HighWatermark = p.HighWatermark()
-				sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
 				limit := min(int(rp.PartitionMaxBytes), budget)
 				if n == 0 {
 					limit = max(limit, 1) // the first batch with data, whatever its size
 				}
-				if limit > 0 && rp.FetchOffset != sp.HighWatermark {
+				if limit > 0 && rp.FetchOffset != p.HighWatermark() {
 					var data []byte
 					data, err = p.Read(rp.FetchOffset, limit)
 					if err == nil && (n == 0 || len(data) <= budget) {
@@ -94,6 +92,10 @@ func (s *Server) readFetch(r *kmsg.FetchRequest, notify *[]<-chan struct{}) (*km
 						budget -= len(data)
 					}
 				}
+				// Taken after the read, so that the high watermark answered
+				// covers every batch returned (appends go on meanwhile).
+				sp.HighWatermark = p.HighWatermark()
+				sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)

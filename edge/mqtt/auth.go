@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"crypto/sha256"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -27,6 +28,11 @@ type authHook struct {
 	verified sync.Map // [32]byte → struct{}
 	failures atomic.Int64
 	denied   atomic.Int64
+
+	// sessionUser reports the user a client id's session (connected, or
+	// kept for a persistent client) belongs to.
+	sessionUser func(clientID string) (user string, ok bool)
+	lg          *slog.Logger
 }
 
 func newAuthHook(anonymous bool, ac config.AuthConfig) *authHook {
@@ -43,7 +49,27 @@ func (h *authHook) Provides(b byte) bool {
 	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
 }
 
+// OnConnectAuthenticate checks the user, and that the client id's session,
+// if there is one, is that user's: mochi hands a session over to whoever
+// connects with its client id, queued messages included, which would let
+// one user read what another's ACL allowed (or throw its device off).
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if !h.authenticate(pk) {
+		return false
+	}
+	name := string(pk.Connect.Username)
+	if h.sessionUser != nil {
+		if owner, ok := h.sessionUser(pk.Connect.ClientIdentifier); ok && owner != name {
+			h.failures.Add(1)
+			h.lg.Warn("refusing a connection: the client id's session belongs to another user",
+				"client", pk.Connect.ClientIdentifier, "user", name, "session_user", owner)
+			return false
+		}
+	}
+	return true
+}
+
+func (h *authHook) authenticate(pk packets.Packet) bool {
 	name := string(pk.Connect.Username)
 	if name == "" {
 		if !h.anonymous {

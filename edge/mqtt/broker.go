@@ -77,7 +77,12 @@ func New(opts Options) (*Broker, error) {
 	caps.MaximumInflight = uint16(min(m.MaxQueued, math.MaxUint16))
 	caps.MaximumClientWritesPending = int32(m.MaxQueued)
 	caps.MaximumSessionExpiryInterval = uint32(m.SessionExpiry.D().Seconds())
-	caps.MaximumMessageExpiryInterval = int64(m.SessionExpiry.D().Seconds())
+	// No cap on a message's age: mochi would also delete every retained
+	// message older than the cap (device states, Home Assistant's
+	// discovery configs). Messages queued for a session go with the
+	// session, which session_expiry bounds; an MQTT 5 message expiry is
+	// still honoured.
+	caps.MaximumMessageExpiryInterval = 0
 	if !m.Retain {
 		caps.RetainAvailable = 0
 	}
@@ -103,6 +108,14 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.auth = newAuthHook(opts.AllowAnonymous, opts.Auth)
+	b.auth.lg = lg
+	b.auth.sessionUser = func(id string) (string, bool) {
+		cl, ok := b.server.Clients.Get(id)
+		if !ok {
+			return "", false
+		}
+		return string(cl.Properties.Username), true
+	}
 	b.sessions = newSessionHook(opts.Log.Meta(), lg)
 	b.subs = newSubscriptionSet()
 	b.sessions.onRestored = func(subs []storage.Subscription) {

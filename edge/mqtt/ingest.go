@@ -73,7 +73,13 @@ func (h *ingestHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
 	if cl == b.inline {
-		return pk, nil // our own redelivery: let mochi deliver it
+		// Our own redelivery: let mochi deliver it, as from the client
+		// that published it (mochi made the origin ours: No Local would
+		// never match).
+		if pk.Connect.ClientIdentifier != "" {
+			pk.Origin, pk.Connect.ClientIdentifier = pk.Connect.ClientIdentifier, ""
+		}
+		return pk, nil
 	}
 	b.stats.received.Add(1)
 	q := b.queue(cl)
@@ -197,6 +203,9 @@ func (b *Broker) deliver(pk packets.Packet) error {
 		return nil
 	}
 	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
+	// The publisher's id rides in a field a PUBLISH does not use, past
+	// mochi's stamping of the inline client's id (see OnPublish).
+	pk.Connect.ClientIdentifier = pk.Origin
 	if pk.FixedHeader.Qos > 0 && pk.PacketID == 0 {
 		pk.PacketID = 1 // mochi checks there is one; each subscriber gets its own
 	}
