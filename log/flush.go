@@ -49,7 +49,7 @@ func (p *Partition) flushLoop() {
 				return
 			}
 			p.mu.Unlock()
-			p.finishJob(job)
+			p.finishJob(job, false)
 			job = nil
 			continue
 		}
@@ -60,17 +60,25 @@ func (p *Partition) flushLoop() {
 		p.queued = 0
 		p.mu.Unlock()
 
-		st, syncSeg, durableBelow, err := p.writeCycle(buf, metas)
-		p.l.release(p, len(buf))
-		if job != nil {
-			// Acknowledge the previous cycle first; if it failed, this
-			// one, written after it, fails with it.
-			if jerr := p.finishJob(job); jerr != nil && err == nil {
-				// After a failed fsync nothing written since can be
-				// trusted, not even a later seal's fsync of the same file.
-				err, durableBelow = jerr, math.MinInt64
+		// Acknowledge the previous cycle first; if it failed, this one,
+		// written after it, fails with it, and then what is queued behind
+		// (callbacks stay in append order). A roll in this cycle settles
+		// it before sealing: the seal publishes, and must not make what the
+		// running fsync covers visible before that fsync has returned.
+		var jerr error
+		settle := func() error {
+			if job != nil {
+				jerr = p.finishJob(job, true)
+				job = nil
 			}
-			job = nil
+			return jerr
+		}
+		st, syncSeg, durableBelow, err := p.writeCycle(buf, metas, settle)
+		p.l.release(p, len(buf))
+		if settle() != nil && err == nil {
+			// After a failed fsync nothing written since can be
+			// trusted, not even a later seal's fsync of the same file.
+			err, durableBelow = jerr, math.MinInt64
 		}
 
 		p.mu.Lock()
@@ -112,9 +120,17 @@ func (p *Partition) flushLoop() {
 }
 
 // finishJob waits for a running fsync and completes its cycle. If the
-// fsync failed, the caller fails the cycle written after it too.
-func (p *Partition) finishJob(job *syncJob) error {
+// fsync failed and written says a later cycle is written, the caller fails
+// that one, and with it the queue; otherwise the queue fails here.
+func (p *Partition) finishJob(job *syncJob, written bool) error {
 	<-job.done
+	if job.err != nil && written {
+		p.mu.Lock()
+		p.gatherTarget = job.appends + p.queued
+		p.mu.Unlock()
+		job.c.finish(job.err, job.durableBelow)
+		return job.err
+	}
 	p.completeCycle(job.c, job.appends, job.st, job.err, job.durableBelow)
 	return job.err
 }
@@ -228,7 +244,7 @@ func recoverableWriteError(err error) bool {
 // durableBelow is the offset below which the cycle's batches were made
 // durable by sealing a segment at a roll: they succeed even if what follows
 // fails.
-func (p *Partition) writeCycle(buf []byte, metas []batchMeta) (st *durableState, syncSeg *segment, durableBelow int64, err error) {
+func (p *Partition) writeCycle(buf []byte, metas []batchMeta, settle func() error) (st *durableState, syncSeg *segment, durableBelow int64, err error) {
 	p.ioMu.Lock()
 	defer p.ioMu.Unlock()
 	cfg := p.topic.Config()
@@ -238,6 +254,9 @@ func (p *Partition) writeCycle(buf []byte, metas []batchMeta) (st *durableState,
 	act := p.active()
 	if (act.size > 0 && now.Sub(act.created) >= cfg.SegmentAge) || act.sealed {
 		// (Sealed: a roll sealed it, then could not create the next one.)
+		if err := settle(); err != nil {
+			return nil, nil, durableBelow, err
+		}
 		if _, err := p.roll(metas[0].base, cfg, now); err != nil {
 			return nil, nil, durableBelow, err
 		}
@@ -251,6 +270,9 @@ func (p *Partition) writeCycle(buf []byte, metas []batchMeta) (st *durableState,
 			j++
 		}
 		if j == i {
+			if err := settle(); err != nil {
+				return nil, nil, durableBelow, err
+			}
 			sealed, err := p.roll(metas[i].base, cfg, now)
 			if sealed {
 				durableBelow = metas[i].base // the seal synced everything before

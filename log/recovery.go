@@ -43,7 +43,11 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 	tb, _ := readWhole(fsys, s.timeIndexPath())
 	idx, _ := decodeOffsetIndex(ib, fileSize)
 	tidx, tok := decodeTimeIndex(tb, 1<<32-1)
-	if !tok {
+	if !tok || (len(tidx) == 0 && len(idx) > 0) {
+		// An invalid time index, or none beside offset entries (neither is
+		// synced while active: a power loss can leave one without the
+		// other): scan it all, or the max timestamp would only know the
+		// tail.
 		idx, tidx = nil, nil
 	}
 
@@ -79,8 +83,10 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 		if errors.Is(err, errEndOfData) {
 			break
 		}
-		if err == nil && h.BaseOffset != next {
-			err = errors.New("batch offset does not follow the previous batch")
+		if err == nil && h.BaseOffset < next {
+			// (A gap is allowed: repair leaves one where it cut a
+			// damaged batch out.)
+			err = errors.New("batch offset goes back past the previous batch")
 		}
 		if err != nil {
 			rep.reason = err

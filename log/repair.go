@@ -132,8 +132,8 @@ func salvage(path string, base, limit int64, act *RepairAction) error {
 	pos := int64(0)
 	for pos < size {
 		h, b, err := r.batch(pos)
-		if errors.Is(err, errEndOfData) {
-			break
+		if errors.Is(err, errEndOfData) && zeroFrom(r, pos, size) {
+			break // only zeros follow: the end
 		}
 		if err != nil || h.BaseOffset < next || h.LastOffset() >= limit {
 			found, fh, ok := findNextBatch(r, pos+1, size, next, limit)

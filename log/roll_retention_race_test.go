@@ -289,10 +289,11 @@ func (f rgSyncGateFile) Sync() error {
 }
 
 // TestRetentionWaitsForSyncJob: with sync: always, a large cycle is
-// fsynced beside the flusher. When the next cycle rolls that segment and
-// retention deletes it before that fsync ran, retention waits for the
-// fsync before closing the file: the append succeeds (its data is sealed
-// and synced) and the partition stays writable.
+// fsynced beside the flusher. A roll of that segment waits for the fsync,
+// so retention cannot delete the segment (closing its file) under it:
+// while the fsync runs the segment stays active and nothing is deleted;
+// once it returns both appends succeed, the segment is sealed, and
+// retention then deletes it with the partition still writable.
 func TestRetentionWaitsForSyncJob(t *testing.T) {
 	gate := &rgSyncGateFS{}
 	clock := newTestClock()
@@ -325,43 +326,34 @@ func TestRetentionWaitsForSyncJob(t *testing.T) {
 	go func() { _, err := p.Append(big("a")); first <- err }()
 	<-gate.entered // the fsync job of the first cycle is about to sync segment 0
 
-	// The second large append does not fit: the flusher rolls segment 0
-	// (sealing and fsyncing it), writes the batch to segment 1, then
-	// waits for the first cycle's job.
+	// The second large append does not fit: the flusher must roll, and
+	// waits for the first cycle's fsync first.
 	second := make(chan error, 1)
 	go func() { _, err := p.Append(big("b")); second <- err }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p.segMu.RLock()
-		n := len(p.segments)
-		p.segMu.RUnlock()
-		if n == 2 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	if err := l.Maintain(); err != nil {
+		t.Errorf("maintain: %v", err)
 	}
-	// A maintenance pass now deletes the expired, sealed segment 0: it
-	// waits for the fsync still running on it before closing the file.
-	maintained := make(chan error, 1)
-	go func() { maintained <- l.Maintain() }()
-	select {
-	case err := <-maintained:
-		t.Fatalf("maintenance closed segment 0 under a running fsync (returned %v)", err)
-	case <-time.After(100 * time.Millisecond):
+	p.segMu.RLock()
+	n := len(p.segments)
+	p.segMu.RUnlock()
+	if n != 1 || p.LogStartOffset() != 0 {
+		t.Errorf("while the fsync ran: %d segments, log start %d; want the one active segment, untouched", n, p.LogStartOffset())
 	}
 	close(gate.release)
-	if err := <-maintained; err != nil {
+	if err := <-first; err != nil {
+		t.Errorf("first append failed: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Errorf("second append failed: %v", err)
+	}
+	if err := l.Maintain(); err != nil {
 		t.Errorf("maintain: %v", err)
 	}
 	if lso := p.LogStartOffset(); lso != 1 {
 		t.Errorf("log start %d after retention, want 1 (segment 0 deleted)", lso)
 	}
-
-	if err := <-first; err != nil {
-		t.Errorf("first append failed: %v; its batch was sealed and fsynced by the roll, it must succeed", err)
-	}
-	<-second
 	if err := p.Err(); err != nil {
-		t.Errorf("partition sticky after retention deleted a segment under an fsync job: %v", err)
+		t.Errorf("partition sticky: %v", err)
 	}
 }

@@ -399,7 +399,11 @@ func (s *segment) extend(need, allowance int64) (grown int64) {
 	for target < s.size+need {
 		target += preallocChunk
 	}
-	target = max(min(target, s.segmentSize, s.alloc+allowance), s.size+need)
+	target = min(target, s.segmentSize)
+	if allowance < target-s.alloc { // (alloc+allowance overflows: no budget is MaxInt64)
+		target = s.alloc + allowance
+	}
+	target = max(target, s.size+need)
 	for pos := s.alloc; pos < target; {
 		n := min(int64(len(zeroChunk)), target-pos)
 		if _, err := s.f.WriteAt(zeroChunk[:n], pos); err != nil {

@@ -115,14 +115,22 @@ func scanSegment(pd partitionDir, path string, base, limitOffset int64, active b
 	for pos < size {
 		h, _, err := r.batch(pos)
 		if errors.Is(err, errEndOfData) {
-			if !active {
-				prob(pos, ProblemZeroTail, fmt.Errorf("%d bytes of zeros after the last batch", size-pos))
+			if zeroFrom(r, pos, size) {
+				if !active {
+					prob(pos, ProblemZeroTail, fmt.Errorf("%d bytes of zeros after the last batch", size-pos))
+				}
+				break
 			}
-			break
+			// Zeros where a batch should start, with data after them: a
+			// zeroed sector, not the end.
+			err = fmt.Errorf("zeroed bytes where a batch should start, with data after them: %w", err)
 		}
 		if err != nil {
+			// A tail is torn only when no valid batch follows: a bad
+			// length pointing past the end, with batches after it, is
+			// damage in the middle.
 			kind := ProblemCorrupt
-			if active && (errors.Is(err, ErrBatchTruncated) || !validAfter(r, pos, size, next)) {
+			if active && !validAfter(r, pos, size, next) {
 				kind = ProblemTornTail
 			}
 			prob(pos, kind, err)
