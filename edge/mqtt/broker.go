@@ -52,6 +52,7 @@ type Broker struct {
 	conns        connSet // of every listener
 	// subs says whether publishes have anyone to be delivered to.
 	subs *subscriptionSet
+	qos2 qos2Arrivals // QoS 2 publishes not yet settled
 
 	meta        *spoollog.Meta
 	egress      []*egress

@@ -84,6 +84,12 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	b.stats.received.Add(1)
 	q := b.queue(cl)
 	p := q.push(pk)
+	if pk.FixedHeader.Qos == 2 {
+		b.qos2.arrive(qos2Key{cl.ID, pk.PacketID}, p, func(err error) { q.complete(p, err) })
+		if p.resend {
+			return pk, packets.ErrRejectPacket // it follows the first one
+		}
+	}
 
 	if !b.auth.mayPublish(cl, pk.TopicName) {
 		q.complete(p, errNotAuthorized)
@@ -142,6 +148,11 @@ func (h *ingestHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // be delivered. A refused MQTT 3.1.1 QoS 1/2 publish closes the connection.
 func (b *Broker) settle(cl *mqtt.Client, p *pending, acks []byte) ([]byte, bool) {
 	pk := &p.pk
+	if p.arrival != nil {
+		// Once settled, mochi finds resends in the inflight PUBREC (or,
+		// refused, the client's resend is a new arrival).
+		defer b.qos2.settled(qos2Key{cl.ID, pk.PacketID}, p.arrival)
+	}
 	if p.err != nil {
 		return b.reject(cl, pk, p.err, acks), false
 	}
@@ -149,14 +160,16 @@ func (b *Broker) settle(cl *mqtt.Client, p *pending, acks []byte) ([]byte, bool)
 	case 1:
 		acks = encodeAck(cl, acks, ackPacket(packets.Puback, pk.PacketID, packets.CodeSuccess))
 	case 2:
-		// The PUBREC stays inflight until PUBREL; mochi completes the flow.
+		// The PUBREC stays inflight until PUBREL; mochi completes the
+		// flow. It goes to the session the publish belongs to now, which
+		// may be another connection's, or none.
 		ack := ackPacket(packets.Pubrec, pk.PacketID, packets.CodeSuccess)
-		if cl.State.Inflight.Set(ack) {
-			b.sessions.OnQosPublish(cl, ack, ack.Created, 0)
+		if s := b.qos2Session(cl); s != nil && s.State.Inflight.Set(ack) {
+			b.sessions.OnQosPublish(s, ack, ack.Created, 0)
 		}
 		acks = encodeAck(cl, acks, ack)
 	}
-	return acks, true
+	return acks, !p.resend
 }
 
 // encodeAck appends the wire form of an acknowledgement for cl.

@@ -33,6 +33,11 @@ type pending struct {
 	pk   packets.Packet
 	done bool
 	err  error // the append's error; nil when stored (or not routed)
+	// A QoS 2 publish is registered while it is not settled (qos2.go);
+	// a resend of one still registered follows its outcome instead,
+	// acknowledged but neither appended nor delivered again.
+	arrival *qos2Arrival
+	resend  bool
 }
 
 func newClientQueue(b *Broker, cl *mqtt.Client, slots int) *clientQueue {
@@ -53,6 +58,9 @@ func (q *clientQueue) push(pk packets.Packet) *pending {
 // complete records p's outcome. It is called from the log's flusher, so it
 // never blocks: acknowledgements are written by a drain goroutine.
 func (q *clientQueue) complete(p *pending, err error) {
+	if p.arrival != nil {
+		q.b.qos2.completed(p.arrival, err)
+	}
 	q.mu.Lock()
 	p.done, p.err = true, err
 	start := !q.draining && q.items[0].done

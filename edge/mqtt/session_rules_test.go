@@ -89,7 +89,6 @@ func TestRetainedOutlivesSessionExpiry(t *testing.T) {
 	}
 }
 
-
 // TestTakeoverByOtherUserGetsNoForbiddenMessages: mochi hands a
 // session, with the messages queued for it, to whoever connects with its
 // client id, without asking the ACL. So a client id whose session belongs
@@ -162,4 +161,3 @@ func TestTakeoverByOtherUserGetsNoForbiddenMessages(t *testing.T) {
 		}
 	}
 }
-
