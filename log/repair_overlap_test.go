@@ -264,7 +264,7 @@ func TestPreallocBeyondFirstChunkWithoutBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := tp.Partition(0)
-	b, _ := AppendBatch(nil, []Record{{Value: bytes.Repeat([]byte{'x'}, 100<<10), Timestamp: 1}}, DefaultBatchOptions)
+	b, _ := AppendBatch(nil, []Record{{Value: bytes.Repeat([]byte{'x'}, 16<<10), Timestamp: 1}}, DefaultBatchOptions) // under preallocMaxWrite
 	for written := 0; written < preallocChunk+(1<<20); written += len(b) {
 		if _, err := p.Append(b); err != nil {
 			t.Fatal(err)
