@@ -371,6 +371,9 @@ func (p *Partition) roll(base int64, cfg TopicConfig, now time.Time) (sealed boo
 	p.lastSync, p.dirty = now, false
 	p.publish(&durableState{hw: base, seg: act, pos: act.size}, false)
 	s, err := createSegment(p.l.fs, p.dir, base, cfg, now)
+	if err == nil {
+		s.avgWrite = act.avgWrite // the writes go on as they were
+	}
 	if err != nil {
 		// act stays last, sealed: the next cycle rolls again first.
 		return true, p.ioError("write", fmt.Errorf("create segment: %w", err))

@@ -75,6 +75,7 @@ type segment struct {
 	sealed   bool
 
 	prealloc    bool
+	avgWrite    int64 // running average of the writes' sizes, for prealloc
 	interval    int64 // index interval bytes
 	indexGap    int64 // bytes written since the last offset index entry
 	ixf, tixf   File  // index files, open while active
@@ -279,7 +280,11 @@ func readWhole(fsys FS, path string) ([]byte, error) {
 func (s *segment) write(buf []byte, metas []batchMeta, allowance int64) (grown int64, err error) {
 	// Zero-filling doubles the bytes written; it pays only for small
 	// synced writes, where an fdatasync would otherwise commit the size.
-	if s.prealloc && s.size+int64(len(buf)) > s.alloc && len(buf) < preallocMaxWrite {
+	// Judged on the writes' running average: a chunk once zero-filled is
+	// written twice whatever comes next, so an occasional small write
+	// among large ones must not start one.
+	s.avgWrite += (int64(len(buf)) - s.avgWrite) / 8
+	if s.prealloc && s.size+int64(len(buf)) > s.alloc && s.avgWrite < preallocMaxWrite {
 		grown = s.extend(int64(len(buf)), allowance)
 	}
 	if _, err := s.f.WriteAt(buf, s.size); err != nil {

@@ -239,6 +239,9 @@ poll:
 			if *count > 0 && n >= *count {
 				return
 			}
+			if !*follow && prog.past(r.Partition, r.Offset) {
+				return // produced after the start: neither printed nor committed
+			}
 			prog.advance(r.Partition, r.Offset+1)
 			if *group != "" {
 				cl.MarkCommitRecords(r)

@@ -102,6 +102,16 @@ func (p *progress) assign(ctx context.Context, cl *kgo.Client, group, topic stri
 	p.maybeWakeLocked()
 }
 
+// past reports whether offset lies at or after the high watermark the
+// partition had at start (a partition created since had none): a consume
+// without --follow stops there, whatever a fetch brings beyond.
+func (p *progress) past(part int32, offset int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	end, ok := p.end[part]
+	return !ok || offset >= end
+}
+
 func (p *progress) drop(parts []int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
