@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -86,6 +87,9 @@ func (k *KafkaLink) session(ctx context.Context, cl *kgo.Client) error {
 		return err
 	}
 	var retry <-chan time.Time
+	if k.anyUnready() {
+		retry = time.After(k.opts.BackoffMax) // setup left some topics not ready
+	}
 	for ctx.Err() == nil {
 		select {
 		case <-k.added:
@@ -116,9 +120,12 @@ func (k *KafkaLink) session(ctx context.Context, cl *kgo.Client) error {
 // mirrors, which stay out of the transactions until a retry succeeds (the
 // returned channel says when to retry; nil when nothing failed).
 func (k *KafkaLink) prepareNew(ctx context.Context, cl *kgo.Client) <-chan time.Time {
-	err := k.ensureTopics(ctx, kadm.NewClient(cl))
-	if err == nil {
+	notReady, err := k.ensureTopics(ctx, kadm.NewClient(cl))
+	if err == nil && notReady == nil {
 		return nil
+	}
+	if err == nil {
+		err = notReady
 	}
 	k.mu.Lock()
 	k.setupErr, k.setupErrAt = err, time.Now()
@@ -212,7 +219,7 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 	var total int64
 	class := roundClass(-1<<20, false)
 	budget := k.txnBudget()
-	for _, m := range k.mirrorList() {
+	for _, m := range k.txnOrder() {
 		if !k.isReady(m) {
 			continue
 		}
@@ -398,6 +405,24 @@ func (k *KafkaLink) shrinkTxnBudget() {
 	k.mu.Lock()
 	k.txnBytes = max(k.txnBytes/2, minTxnBytes)
 	k.mu.Unlock()
+}
+
+// txnOrder is the order mirrors fill a transaction in: higher priorities
+// first (an alarm goes ahead of a backlog), and within one priority a
+// start that moves on by one each transaction, so that one partition's
+// backlog, filling the budget by itself, does not starve those after it.
+func (k *KafkaLink) txnOrder() []*mirror {
+	ms := k.mirrorList()
+	if len(ms) == 0 {
+		return nil
+	}
+	k.mu.Lock()
+	start := int(k.txnTurn % uint64(len(ms)))
+	k.txnTurn++
+	k.mu.Unlock()
+	order := append(append(make([]*mirror, 0, len(ms)), ms[start:]...), ms[:start]...)
+	slices.SortStableFunc(order, func(a, b *mirror) int { return b.priority - a.priority })
+	return order
 }
 
 func (k *KafkaLink) growTxnBudget() {

@@ -36,6 +36,7 @@ type KafkaLink struct {
 	// mu guards the fields below.
 	mu         sync.Mutex
 	mirrors    []*mirror
+	txnTurn    uint64 // transactions begun, for their fill order (eos.go)
 	mirrored   map[string]bool // cursorKey of every mirror
 	txnBytes   int64           // exactly-once: the bytes a transaction may read
 	connected  bool            // upstream topics checked at least once
@@ -152,23 +153,30 @@ func (k *KafkaLink) Run(ctx context.Context) error {
 	started := map[*mirror]bool{}
 	startNew := func() {
 		for _, m := range k.mirrorList() {
-			if !started[m] {
+			if !started[m] && k.isReady(m) {
 				started[m] = true
 				wg.Go(func() { m.run(ctx, cl) })
 			}
 		}
 	}
 	startNew()
-	// Mirrors added while running start once their upstream topics exist.
+	// Mirrors added while running, or whose upstream topic was not ready
+	// (too few partitions for keep), start once their upstream topics are;
+	// the others go on meanwhile.
 	wg.Go(func() {
 		for {
+			var retry <-chan time.Time
+			if k.anyUnready() {
+				retry = time.After(k.opts.BackoffMax)
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-k.added:
-				if k.setup(ctx, cl) {
-					startNew()
-				}
+			case <-retry:
+			}
+			if k.setup(ctx, cl) {
+				startNew()
 			}
 		}
 	})
@@ -247,19 +255,29 @@ func (k *KafkaLink) clientOpts() []kgo.Opt {
 	return append(opts, k.opts.ClientOpts...)
 }
 
-// setup makes sure every destination topic exists upstream, retrying with
-// backoff until it does or ctx ends (false).
+// setup makes sure the destination topics exist upstream, retrying with
+// backoff while the upstream cannot be asked, until ctx ends (false). A
+// destination that is not ready (keep, and too few upstream partitions)
+// holds back only its own mirrors: setup reports it and returns true, and
+// those mirrors stay unready for a later setup to check again.
 func (k *KafkaLink) setup(ctx context.Context, cl *kgo.Client) bool {
 	bo := backoff{min: k.opts.BackoffMin, max: k.opts.BackoffMax}
 	for {
-		err := k.ensureTopics(ctx, kadm.NewClient(cl))
+		notReady, err := k.ensureTopics(ctx, kadm.NewClient(cl))
 		k.mu.Lock()
-		if err == nil {
+		switch {
+		case err == nil && notReady == nil:
 			k.connected = true
-		} else if ctx.Err() == nil {
+		case err == nil:
+			k.connected = true
+			k.setupErr, k.setupErrAt = notReady, time.Now()
+		case ctx.Err() == nil:
 			k.setupErr, k.setupErrAt = err, time.Now()
 		}
 		k.mu.Unlock()
+		if notReady != nil {
+			k.lg.Warn("upstream not ready for some topics; the others go on", "err", notReady)
+		}
 		if err == nil {
 			return true
 		}
@@ -277,7 +295,9 @@ func (k *KafkaLink) setup(ctx context.Context, cl *kgo.Client) bool {
 // ensureTopics creates missing destination topics with the local partition
 // count and, for keep, refuses an upstream topic with fewer partitions than
 // the local one: records of the missing partitions would have nowhere to go.
-func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) error {
+// It marks ready the mirrors whose destination passed; notReady joins the
+// destinations' own failures, err is a failure to ask at all.
+func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) (notReady, err error) {
 	want := make(map[string]int32) // destination -> local partitions
 	checked := k.mirrorList()
 	for _, m := range checked {
@@ -289,50 +309,88 @@ func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) error {
 	}
 	details, err := adm.ListTopics(ctx, names...)
 	if err != nil {
-		return fmt.Errorf("list upstream topics: %w", err)
+		return nil, fmt.Errorf("list upstream topics: %w", err)
 	}
 	if k.opts.ExactlyOnce {
 		if err := k.ensureOffsetsTopic(ctx, adm); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	failed := map[string]error{}
 	for _, d := range names {
-		td, ok := details[d]
-		if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
-			resp, err := adm.CreateTopic(ctx, want[d], -1, nil, d)
-			if err == nil {
-				err = resp.Err
+		if err := k.ensureTopic(ctx, adm, d, want[d], details); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
 			}
-			switch {
-			case err == nil:
-				k.lg.Info("created upstream topic", "topic", d, "partitions", want[d])
-				continue
-			case !errors.Is(err, kerr.TopicAlreadyExists):
-				return fmt.Errorf("create upstream topic %s: %w", d, err)
-			}
-			// Created meanwhile by someone else: check it as it is.
-			again, err := adm.ListTopics(ctx, d)
-			if err != nil {
-				return fmt.Errorf("list upstream topics: %w", err)
-			}
-			if td, ok = again[d]; !ok {
-				return fmt.Errorf("upstream topic %s: exists but is not listed", d)
-			}
-		}
-		if td.Err != nil {
-			return fmt.Errorf("upstream topic %s: %w", d, td.Err)
-		}
-		if n := int32(len(td.Partitions)); k.opts.Partitioning == PartitionKeep && n < want[d] {
-			return fmt.Errorf("upstream topic %s has %d partitions, partitioning keep needs %d", d, n, want[d])
+			failed[d] = err
 		}
 	}
-	// Every mirror checked has its upstream topic (those added meanwhile
-	// wait for the next check).
+	// Every mirror checked whose destination passed is ready (those added
+	// meanwhile wait for the next check).
+	var errs []error
+	for _, d := range names {
+		if err := failed[d]; err != nil {
+			errs = append(errs, err)
+		}
+	}
 	k.mu.Lock()
 	for _, m := range checked {
-		m.ready = true
+		if failed[m.dest] == nil {
+			m.ready = true
+		}
 	}
 	k.mu.Unlock()
+	for _, m := range checked {
+		if err := failed[m.dest]; err != nil {
+			m.fail(err) // its health says why it waits
+		}
+	}
+	return errors.Join(errs...), nil
+}
+
+// anyUnready reports whether some mirror still waits for its upstream
+// topic to be checked.
+func (k *KafkaLink) anyUnready() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, m := range k.mirrors {
+		if !m.ready {
+			return true
+		}
+	}
+	return false
+}
+
+// ensureTopic creates or checks one destination topic.
+func (k *KafkaLink) ensureTopic(ctx context.Context, adm *kadm.Client, d string, partitions int32, details kadm.TopicDetails) error {
+	td, ok := details[d]
+	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+		resp, err := adm.CreateTopic(ctx, partitions, -1, nil, d)
+		if err == nil {
+			err = resp.Err
+		}
+		switch {
+		case err == nil:
+			k.lg.Info("created upstream topic", "topic", d, "partitions", partitions)
+			return nil
+		case !errors.Is(err, kerr.TopicAlreadyExists):
+			return fmt.Errorf("create upstream topic %s: %w", d, err)
+		}
+		// Created meanwhile by someone else: check it as it is.
+		again, err := adm.ListTopics(ctx, d)
+		if err != nil {
+			return fmt.Errorf("list upstream topics: %w", err)
+		}
+		if td, ok = again[d]; !ok {
+			return fmt.Errorf("upstream topic %s: exists but is not listed", d)
+		}
+	}
+	if td.Err != nil {
+		return fmt.Errorf("upstream topic %s: %w", d, td.Err)
+	}
+	if n := int32(len(td.Partitions)); k.opts.Partitioning == PartitionKeep && n < partitions {
+		return fmt.Errorf("upstream topic %s has %d partitions, partitioning keep needs %d", d, n, partitions)
+	}
 	return nil
 }
 
