@@ -36,7 +36,7 @@ type KafkaLink struct {
 	// mu guards the fields below.
 	mu         sync.Mutex
 	mirrors    []*mirror
-	txnTurn    uint64 // transactions begun, for their fill order (eos.go)
+	txnTurn    uint64          // transactions begun, for their fill order (eos.go)
 	mirrored   map[string]bool // cursorKey of every mirror
 	txnBytes   int64           // exactly-once: the bytes a transaction may read
 	connected  bool            // upstream topics checked at least once
