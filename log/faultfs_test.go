@@ -760,7 +760,7 @@ func TestFaultFsyncENOSPCIsSticky(t *testing.T) {
 func TestFaultShortWriteENOSPC(t *testing.T) {
 	forPrealloc(t, func(t *testing.T, prealloc bool) {
 		// Segments large enough that the disk fills up inside one: with
-		// preallocation, at the extension after the first 4 MiB chunk.
+		// preallocation, at an extension after the first chunk.
 		// (A full disk at a roll is TestFaultPreallocENOSPC's.)
 		cfg := faultConfig(prealloc)
 		cfg.SegmentBytes = 8 << 20

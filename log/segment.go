@@ -20,8 +20,12 @@ const (
 
 	// preallocChunk is how far ahead of the write position the active
 	// segment is zero-filled. Each extension costs one metadata commit;
-	// every synced append inside the chunk costs none.
-	preallocChunk = 4 << 20
+	// every synced append inside the chunk costs none. The zeros are
+	// written inline and flushed by the next fsync, which they hold up:
+	// 4 MiB took 25 ms on this machine's disk (a p99 ack latency at 500
+	// msg/s) and would take far longer on an SD card, while 256 KiB chunks
+	// cost 15% more CPU per message under MQTT ingest than 4 MiB ones.
+	preallocChunk = 1 << 20
 	// preallocMaxWrite is the write size (one cycle, one fsync) from which
 	// a growing file costs less than zero-filling ahead. Counted in device
 	// writes, which wear an SD card: zero-filling writes every byte twice,
