@@ -104,10 +104,8 @@ func (p *Partition) flushLoop() {
 		case syncSeg != nil:
 			job = &syncJob{c: c, st: st, appends: appends, durableBelow: durableBelow, done: make(chan struct{})}
 			p.flushWG.Add(1)
-			syncSeg.syncing.Add(1) // retention or compaction closes it only after this fsync
 			go func(job *syncJob) {
 				defer p.flushWG.Done()
-				defer syncSeg.syncing.Done()
 				start := time.Now()
 				job.err = p.syncSegment(syncSeg)
 				p.lastFsync.Store(int64(time.Since(start)))
@@ -351,18 +349,18 @@ func (p *Partition) segmentsClosed() bool {
 	return len(p.segments) == 0 || p.segments[len(p.segments)-1].f == nil
 }
 
-// roll seals the active segment and starts a new one at base.
+// roll seals the active segment and starts a new one at base. It reports
+// whether the seal was done, which makes the batches before base durable
+// even when creating the next segment fails.
 //
-// The new segment is created first: if that fails (a full disk), nothing
-// has changed and the append can be retried. A crash after the create but
-// before the seal leaves an untrimmed segment that open trims.
+// The seal comes first: a crash before the next segment exists leaves act
+// the last segment, recovered as the active one. In the other order a
+// crash could leave act sealed by name only, its tail and its indexes
+// never synced (a time index short of its newest entries makes retention
+// delete recent records). If the create fails (a full disk), act stays
+// last and sealed, and the next cycle rolls again first.
 func (p *Partition) roll(base int64, cfg TopicConfig, now time.Time) (sealed bool, err error) {
 	act := p.active()
-	// Seal before the next segment exists: a crash in between leaves act
-	// the last segment, recovered as the active one. In the other order a
-	// crash could leave act sealed by name only, its tail and its indexes
-	// never synced (a time index short of its newest entries makes
-	// retention delete recent records).
 	freed, err := act.seal()
 	p.addBytes(-freed)
 	if err != nil {
@@ -371,13 +369,10 @@ func (p *Partition) roll(base int64, cfg TopicConfig, now time.Time) (sealed boo
 	p.lastSync, p.dirty = now, false
 	p.publish(&durableState{hw: base, seg: act, pos: act.size}, false)
 	s, err := createSegment(p.l.fs, p.dir, base, cfg, now)
-	if err == nil {
-		s.avgWrite = act.avgWrite // the writes go on as they were
-	}
 	if err != nil {
-		// act stays last, sealed: the next cycle rolls again first.
 		return true, p.ioError("write", fmt.Errorf("create segment: %w", err))
 	}
+	s.avgWrite = act.avgWrite // the writes go on as they were
 	p.segMu.Lock()
 	p.segments = append(p.segments, s)
 	p.segMu.Unlock()

@@ -24,7 +24,8 @@ const (
 	// written inline and flushed by the next fsync, which they hold up:
 	// 4 MiB took 25 ms on this machine's disk (a p99 ack latency at 500
 	// msg/s) and would take far longer on an SD card, while 256 KiB chunks
-	// cost 15% more CPU per message under MQTT ingest than 4 MiB ones.
+	// cost about 15% more CPU per message under MQTT ingest than 4 MiB
+	// ones (single noisy runs).
 	preallocChunk = 1 << 20
 	// preallocMaxWrite is the write size (one cycle, one fsync) from which
 	// a growing file costs less than zero-filling ahead. Counted in device
@@ -85,8 +86,6 @@ type segment struct {
 	ixf, tixf   File  // index files, open while active
 	indexErr    error // a failed index write: the files are rebuilt at seal
 	segmentSize int64
-
-	syncing sync.WaitGroup // fsyncs running beside the flusher (flush.go)
 
 	mu           sync.Mutex // guards idx, tidx, loaded and the written counts
 	idx          []offsetEntry
@@ -730,9 +729,6 @@ func (s *segment) trimZeroTail() error {
 }
 
 func (s *segment) close() error {
-	// A cycle's fsync may still run beside the flusher on a segment sealed
-	// since: the file stays open until it returns.
-	s.syncing.Wait()
 	s.flushIndex()
 	var err error
 	for _, f := range []File{s.ixf, s.tixf, s.f} {

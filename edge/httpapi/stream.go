@@ -61,6 +61,14 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request, t *spoollog.Topic, 
 
 	ping := time.NewTicker(heartbeat)
 	defer ping.Stop()
+	deleted := func() bool {
+		if cur, err := a.l.Topic(t.Name()); err == nil && cur == t {
+			return false
+		}
+		w.Write([]byte("event: error\ndata: {\"error\":\"topic deleted\"}\n\n"))
+		rc.Flush()
+		return true
+	}
 	buf := make([]byte, 0, 4096)
 	next := from
 	for {
@@ -99,14 +107,6 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request, t *spoollog.Topic, 
 		}
 		if a.pollWaiting != nil {
 			a.pollWaiting()
-		}
-		deleted := func() bool {
-			if cur, err := a.l.Topic(t.Name()); err == nil && cur == t {
-				return false
-			}
-			w.Write([]byte("event: error\ndata: {\"error\":\"topic deleted\"}\n\n"))
-			rc.Flush()
-			return true
 		}
 		select {
 		case <-notify:
