@@ -24,11 +24,9 @@ type Record struct {
 	Headers    []Header
 }
 
-// Header is a record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
+// Header is a record header. It is kmsg's own type, so that encoding a
+// record hands its headers over without copying them.
+type Header = kmsg.Header
 
 // Codec is a batch compression codec; its values are the attribute bits.
 type Codec int8
@@ -191,12 +189,7 @@ func appendRecord(dst []byte, r *Record, baseTs int64, offsetDelta int32) []byte
 		Key:              r.Key,
 		Value:            r.Value,
 	}
-	if len(r.Headers) > 0 {
-		kr.Headers = make([]kmsg.Header, len(r.Headers))
-		for i, h := range r.Headers {
-			kr.Headers[i] = kmsg.Header{Key: h.Key, Value: h.Value}
-		}
-	}
+	kr.Headers = r.Headers
 	n := 1 + varlongLen(kr.TimestampDelta64) + kbin.VarintLen(offsetDelta) +
 		bytesLen(r.Key) + bytesLen(r.Value) + kbin.VarintLen(int32(len(r.Headers)))
 	for _, h := range r.Headers {
@@ -273,10 +266,7 @@ func DecodeRecords(batch []byte) (BatchHeader, []Record, error) {
 			r.Timestamp = h.MaxTimestamp
 		}
 		if len(kr.Headers) > 0 {
-			r.Headers = make([]Header, len(kr.Headers))
-			for j, kh := range kr.Headers {
-				r.Headers[j] = Header{Key: kh.Key, Value: kh.Value}
-			}
+			r.Headers = kr.Headers
 		}
 		recs = append(recs, r)
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/spoolmq/spool/edge/kafka"
@@ -43,6 +44,7 @@ func runBenchKafka(ctx context.Context, args []string, stdout, stderr io.Writer)
 	sync := fs.String("sync", "always", "the topic's sync policy")
 	dir := fs.String("dir", "", "directory for the temporary logs (default: the system temp dir)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the Kafka phases to this file")
+	traceFile := fs.String("trace", "", "write an execution trace of the Kafka phases to this file")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -56,6 +58,17 @@ func runBenchKafka(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return fail(stderr, "%v", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return fail(stderr, "%v", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fail(stderr, "%v", err)
+		}
+		defer trace.Stop()
 	}
 	if *records < 1 || *size < 0 || *partitions < 1 || *batchBytes < 1024 {
 		return fail(stderr, "--records, --partitions must be positive and --batch-bytes at least 1024")

@@ -47,7 +47,7 @@ type setup struct {
 
 // testBroker is a started broker over its own log.
 type testBroker struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	s    setup
 	cfg  config.MQTTConfig
@@ -62,7 +62,7 @@ type testBroker struct {
 // startBroker opens a log in a new temporary directory, creates the topics
 // and starts a broker on 127.0.0.1 with port 0. Cleanup closes the broker,
 // then the log.
-func startBroker(t *testing.T, s setup) *testBroker {
+func startBroker(t testing.TB, s setup) *testBroker {
 	t.Helper()
 	tb := &testBroker{t: t, dir: t.TempDir(), s: s}
 	tb.logw = &testLogWriter{t: t}
@@ -243,7 +243,7 @@ func (tb *testBroker) waitCount(topic string, n int64) {
 	waitFor(tb.t, fmt.Sprintf("%d records in %s", n, topic), func() bool { return tb.count(topic) >= n })
 }
 
-func readRecords(t *testing.T, p *spoollog.Partition) []spoollog.Record {
+func readRecords(t testing.TB, p *spoollog.Partition) []spoollog.Record {
 	t.Helper()
 	var out []spoollog.Record
 	off, hw := p.LogStartOffset(), p.HighWatermark()
@@ -298,7 +298,7 @@ func values(recs []spoollog.Record) []string {
 }
 
 // waitFor polls cond until it holds, failing the test after waitTimeout.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for delay := time.Millisecond; !cond(); delay = min(2*delay, 50*time.Millisecond) {
@@ -411,13 +411,13 @@ func (c *collector) wait(t *testing.T, n int) []message {
 // so that tests can send what a library would not (bad packets, pipelined
 // publishes without reading) and see reason codes exactly.
 type rawClient struct {
-	t       *testing.T
+	t       testing.TB
 	conn    net.Conn
 	r       *bufio.Reader
 	version byte // 4 (3.1.1) or 5
 }
 
-func dialRaw(t *testing.T, addr string, version byte) *rawClient {
+func dialRaw(t testing.TB, addr string, version byte) *rawClient {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, waitTimeout)
 	if err != nil {
@@ -729,7 +729,7 @@ func runPeer(t *testing.T, ctx context.Context, name string, args ...string) (st
 // testLogWriter sends the broker's warnings to the test log until the test
 // ends (goroutines may still log after that, which testing forbids).
 type testLogWriter struct {
-	t       *testing.T
+	t       testing.TB
 	mu      sync.Mutex
 	stopped bool
 }

@@ -3,7 +3,6 @@ package mqtt
 import (
 	"bytes"
 	"errors"
-	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -101,31 +100,26 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		q.complete(p, nil)
 		return pk, packets.ErrRejectPacket
 	}
-	key, ok := rt.recordKey(&pk, cl.ID)
+	e := encoders.Get().(*recordEncoder)
+	key, ok := rt.recordKey(e, &pk, cl.ID)
 	if !ok {
 		b.stats.keyMissing.Add(1)
 	}
-	buf := encodeBufs.Get().(*[]byte)
-	enc, err := appendRecord((*buf)[:0], &pk, key, time.Now().UnixMilli())
+	enc, err := e.appendRecord(&pk, key, time.Now().UnixMilli())
 	if err == nil {
 		var part *spoollog.Partition
 		part, err = rt.topic.Partition(rt.topic.PartitionFor(key, len(enc)))
 		if err == nil {
 			// AppendAsync copies enc into the partition's queue.
-			err = part.AppendAsync(enc, func(_ spoollog.AppendResult, err error) { q.complete(p, err) })
+			err = part.AppendAsync(enc, p.onAppend)
 		}
 	}
-	if cap(enc) <= 64<<10 { // do not pin a rare huge buffer in the pool
-		*buf = enc[:0]
-		encodeBufs.Put(buf)
-	}
+	e.put()
 	if err != nil {
 		q.complete(p, err)
 	}
 	return pk, packets.ErrRejectPacket
 }
-
-var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // OnDisconnect forgets the connection's queue; publishes still waiting
 // for the log keep their own reference and finish against the closed

@@ -5,6 +5,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	spoollog "github.com/spoolmq/spool/log"
 )
 
 // A clientQueue holds one connection's publishes between their arrival and
@@ -24,6 +25,10 @@ type clientQueue struct {
 	mu       sync.Mutex
 	items    []*pending // in arrival order
 	draining bool       // a drain goroutine is running
+	// free holds finished pendings for reuse: at thousands of publishes a
+	// second, allocating each (with its copy of the packet) is a large
+	// part of ingest's garbage.
+	free []*pending
 
 	acks []byte // scratch space of the drain goroutine (only one runs at a time)
 }
@@ -38,7 +43,13 @@ type pending struct {
 	// acknowledged but neither appended nor delivered again.
 	arrival *qos2Arrival
 	resend  bool
+	// onAppend completes this pending; bound once, as the log's callback.
+	onAppend func(spoollog.AppendResult, error)
 }
+
+// reusable reports whether nothing else can refer to p once it is
+// drained: QoS 2 publishes are referred to by the arrivals table.
+func (p *pending) reusable() bool { return p.arrival == nil && !p.resend }
 
 func newClientQueue(b *Broker, cl *mqtt.Client, slots int) *clientQueue {
 	return &clientQueue{b: b, cl: cl, slots: make(chan struct{}, slots)}
@@ -47,9 +58,16 @@ func newClientQueue(b *Broker, cl *mqtt.Client, slots int) *clientQueue {
 // push reserves a slot and queues pk. It blocks while the queue is full.
 func (q *clientQueue) push(pk packets.Packet) *pending {
 	q.slots <- struct{}{}
-	p := &pending{pk: pk}
 	q.b.pendingWG.Add(1)
 	q.mu.Lock()
+	var p *pending
+	if n := len(q.free); n > 0 {
+		p, q.free = q.free[n-1], q.free[:n-1]
+	} else {
+		p = &pending{}
+		p.onAppend = func(_ spoollog.AppendResult, err error) { q.complete(p, err) }
+	}
+	p.pk = pk
 	q.items = append(q.items, p)
 	q.mu.Unlock()
 	return p
@@ -109,6 +127,14 @@ func (q *clientQueue) drain() {
 			}
 		}
 		writeAcks(q.cl, acks)
+		q.mu.Lock()
+		for _, p := range batch {
+			if p.reusable() && len(q.free) < cap(q.slots) {
+				*p = pending{onAppend: p.onAppend}
+				q.free = append(q.free, p)
+			}
+		}
+		q.mu.Unlock()
 		for range batch {
 			<-q.slots
 			q.b.pendingWG.Done()
