@@ -39,18 +39,39 @@ func (p *Partition) DeleteRecords(before int64) (int64, error) {
 	if err := writeFileAtomic(p.l.fs, filepath.Join(p.dir, logStartFile), []byte(strconv.FormatInt(before, 10)+"\n")); err != nil {
 		return start, fmt.Errorf("delete records of %s/%d: %w", p.topic.name, p.id, err)
 	}
+	// A pinned reader loses what it had not read, from its pin or the old
+	// start (what lies below that was gone already, and counted then).
+	from := p.minPin()
+	if from >= 0 {
+		from = max(from, start)
+	}
 	p.segMu.Lock()
 	n := 0
 	for n < len(p.segments)-1 && p.segments[n+1].base <= before {
 		n++
 	}
 	gone := p.detachOldestLocked(n)
+	var lostKept int64 // in the segment the new start falls into
+	kept := p.segments[0]
+	if from >= 0 && from < before && kept.base < before {
+		if len(p.segments) == 1 {
+			// The active segment is never compacted: offsets are records.
+			lostKept = before - max(from, kept.base)
+		} else {
+			lostKept = recordsFrom(kept, from) - recordsFrom(kept, before)
+		}
+	}
 	if before > p.logStart.Load() {
 		p.logStart.Store(before)
 	}
 	p.segMu.Unlock()
+	if lostKept > 0 {
+		p.topic.dropped.Add(lostKept)
+		p.lg.Warn("deleted records a pinned reader had not read", "reason", "delete records",
+			"segment", kept.path, "records", lostKept, "pin", from)
+	}
 	p.lg.Info("records deleted", "before", before, "segments", len(gone))
-	return before, p.removeSegments(gone, p.minPin(), "delete records")
+	return before, p.removeSegments(gone, from, "delete records")
 }
 
 // storedLogStart reads the log start DeleteRecords stored, or -1. A file

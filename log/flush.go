@@ -55,6 +55,7 @@ func (p *Partition) flushLoop() {
 		}
 		buf, metas, c := p.queue, p.metas, p.cur
 		p.queue, p.metas = p.spareQ[:0], p.spareM[:0]
+		p.wakeRoomLocked()
 		p.cur, p.inflight = newCycle(), c
 		appends := p.queued
 		p.queued = 0
@@ -188,7 +189,7 @@ func (p *Partition) waitLocked(job *syncJob) bool {
 	if len(p.queue) == 0 {
 		return false
 	}
-	if p.queued >= p.gatherTarget || p.topic.Config().Sync != SyncAlways {
+	if p.queued >= p.gatherTarget || len(p.queue) >= overlapBytes || p.topic.Config().Sync != SyncAlways {
 		return true
 	}
 	wait := min(time.Duration(p.lastFsync.Load())/2, maxGather)
@@ -222,6 +223,7 @@ func (p *Partition) failLocked(err error) *cycle {
 	p.l.release(p, len(p.queue))
 	p.queue, p.metas, p.queued = p.queue[:0], p.metas[:0], 0
 	p.next = p.durable.Load().hw
+	p.wakeRoomLocked()
 	return failed
 }
 
@@ -338,6 +340,7 @@ func (p *Partition) timedSync() {
 		if p.err == nil {
 			p.err = err
 		}
+		p.wakeRoomLocked()
 		p.mu.Unlock()
 		p.lg.Error("interval fsync failed", "err", err)
 	}

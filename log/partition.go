@@ -33,6 +33,7 @@ type Partition struct {
 	inflight *cycle // the cycle being written, when flushing
 	flushing bool
 	closed   bool
+	room     chan struct{} // closed when appenders waiting for queue room may go on (wakeRoomLocked)
 	err      error // sticky: set by a failed fsync or I/O error
 	spareQ   []byte
 	spareM   []batchMeta
@@ -234,6 +235,15 @@ func (p *Partition) AppendRecords(recs []Record, opts BatchOptions) (AppendResul
 	return p.Append(b)
 }
 
+// wakeRoomLocked lets appenders waiting for room in a full queue look
+// again: the flusher took the queue, or it failed, or the partition closed.
+func (p *Partition) wakeRoomLocked() {
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
+}
+
 var batchBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func (p *Partition) enqueue(b []byte, done func(AppendResult, error)) (AppendResult, *cycle, error) {
@@ -258,9 +268,15 @@ func (p *Partition) enqueue(b []byte, done func(AppendResult, error)) (AppendRes
 
 	p.mu.Lock()
 	for len(p.queue) >= maxQueueBytes && p.inflight != nil && p.err == nil && !p.closed {
-		c := p.inflight
+		// Wait for the flusher to take the queue. (Not for the cycle in
+		// flight: its done channel closes before the flusher takes the
+		// next queue, and this loop would spin in between.)
+		if p.room == nil {
+			p.room = make(chan struct{})
+		}
+		room := p.room
 		p.mu.Unlock()
-		<-c.done
+		<-room
 		p.mu.Lock()
 	}
 	if p.closed || p.err != nil {
@@ -375,6 +391,7 @@ func (p *Partition) close() error {
 		return nil
 	}
 	p.closed = true
+	p.wakeRoomLocked()
 	sticky := p.err
 	p.mu.Unlock()
 	p.flushWG.Wait()

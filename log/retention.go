@@ -57,9 +57,14 @@ func (p *Partition) dropOldest() (bool, error) {
 		p.segMu.Unlock()
 		return false, nil
 	}
+	// Below the log start (DeleteRecords) records are gone and counted.
+	pin := p.minPin()
+	if pin >= 0 {
+		pin = max(pin, p.logStart.Load())
+	}
 	gone := p.detachOldestLocked(1)
 	p.segMu.Unlock()
-	return true, p.removeSegments(gone, p.minPin(), "on_full: drop_oldest")
+	return true, p.removeSegments(gone, pin, "on_full: drop_oldest")
 }
 
 // detachOldestLocked takes the n oldest segments out of the list and
@@ -107,12 +112,15 @@ func (p *Partition) removeSegments(gone []*segment, pin int64, why string) error
 func recordsFrom(s *segment, offset int64) int64 {
 	r := batchReader{f: s.f, limit: s.size}
 	var n int64
+	next := s.base // the offset after the batches read so far
 	for pos := int64(0); pos < s.size; {
 		h, err := r.header(pos)
 		if err != nil {
-			// Unreadable: count the offsets instead of the records.
-			return n + s.next - max(offset, h.BaseOffset, s.base)
+			// Unreadable: count the offsets after what was read instead
+			// of the records (a damaged header's own fields mean nothing).
+			return n + max(0, s.next-max(offset, next))
 		}
+		next = h.LastOffset() + 1
 		switch {
 		case h.BaseOffset >= offset:
 			n += int64(h.NumRecords)
