@@ -34,7 +34,7 @@ type Partition struct {
 	flushing bool
 	closed   bool
 	room     chan struct{} // closed when appenders waiting for queue room may go on (wakeRoomLocked)
-	err      error // sticky: set by a failed fsync or I/O error
+	err      error         // sticky: set by a failed fsync or I/O error
 	spareQ   []byte
 	spareM   []batchMeta
 	flushWG  sync.WaitGroup
