@@ -18,19 +18,26 @@ const logStartFile = "log-start-offset"
 
 // DeleteRecords makes before the partition's log start offset, as Kafka's
 // DeleteRecords does: records below it are no longer readable, and sealed
-// segments entirely below it are deleted. before < 0 means the high
+// segments entirely below it are deleted. before = -1 means the high
 // watermark. It returns the new log start offset. The new start is
 // durable before it takes effect; records a pinned reader had not read are
-// counted and logged like any retention past a pin.
+// counted and logged like any retention past a pin. As in Kafka, a topic
+// compacted but not deleted (cleanup.policy compact) refuses with
+// ErrPolicy: its records are kept by key, not by offset.
 func (p *Partition) DeleteRecords(before int64) (int64, error) {
 	p.cleanMu.Lock()
 	defer p.cleanMu.Unlock()
 	hw := p.HighWatermark()
-	if before < 0 {
+	start := p.LogStartOffset()
+	if !p.topic.Config().deletes() {
+		return start, fmt.Errorf("delete records of %s/%d: %w: cleanup.policy is compact", p.topic.name, p.id, ErrPolicy)
+	}
+	if before == -1 {
 		before = hw
 	}
-	start := p.LogStartOffset()
 	switch {
+	case before < 0:
+		return start, fmt.Errorf("%w: %d is not an offset (-1 means the high watermark)", ErrOffsetOutOfRange, before)
 	case before > hw:
 		return start, fmt.Errorf("%w: %d is past the high watermark %d", ErrOffsetOutOfRange, before, hw)
 	case before <= start:

@@ -24,6 +24,9 @@ var (
 	ErrTopicExists = errors.New("topic already exists")
 	// ErrClosed: the log or partition was closed.
 	ErrClosed = errors.New("log closed")
+	// ErrPolicy: the topic's configuration forbids the operation
+	// (DeleteRecords on a compacted topic that does not delete).
+	ErrPolicy = errors.New("not allowed by the topic's configuration")
 )
 
 // CorruptionError reports damage in stored data at a precise place. It is

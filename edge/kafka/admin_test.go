@@ -82,6 +82,11 @@ func TestTopicAdmin(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Kafka deletes records only from topics whose policy deletes.
+	policy := "compact,delete"
+	if ar, err := adm.AlterTopicConfigs(ctx(t), []kadm.AlterConfig{{Name: "cleanup.policy", Value: &policy}}, "adm"); err != nil || ar[0].Err != nil {
+		t.Fatalf("alter cleanup.policy: %v %v", err, ar)
+	}
 	below := kadm.Offsets{}
 	below.Add(kadm.Offset{Topic: "adm", Partition: 1, At: 6})
 	dr, err := adm.DeleteRecords(ctx(t), below)

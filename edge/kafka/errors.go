@@ -26,6 +26,8 @@ func errorCode(err error) int16 {
 		return kerr.MessageTooLarge.Code
 	case errors.Is(err, spoollog.ErrTopicExists):
 		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, spoollog.ErrPolicy):
+		return kerr.PolicyViolation.Code
 	case errors.As(err, &be):
 		return kerr.CorruptMessage.Code
 	case errors.As(err, &ce):

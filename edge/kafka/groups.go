@@ -586,24 +586,39 @@ func (co *coordinator) leave(group string, ids []string, instances []*string) ([
 	return codes, top
 }
 
-// commitAllowed checks that an OffsetCommit may store offsets now: a
-// member of the current generation, or (generation -1, no member id) an
-// admin or standalone consumer of a group without members.
-func (co *coordinator) commitAllowed(group, memberID string, instance *string, generation int32) int16 {
+// commit stores a group's committed offsets with store if an OffsetCommit
+// may store them now: a member of the current generation, or (generation
+// -1) an admin or standalone consumer of a group without members. It
+// answers the request's error code. The check and the store hold the
+// lock together, so that no rebalance can fence the member in between.
+func (co *coordinator) commit(group, memberID string, instance *string, generation int32, version int16, store func() error) int16 {
 	co.mu.Lock()
 	defer co.mu.Unlock()
 	g := co.get(group, false)
-	if generation < 0 && memberID == "" {
+	switch {
+	case generation < 0 && memberID == "":
 		if g != nil && len(g.members) > 0 {
 			return kerr.UnknownMemberID.Code
 		}
-		return 0
+	case g == nil && generation < 0:
+		// A group the coordinator does not know, not managed by it.
+	case g == nil:
+		// A member's commit to a group the coordinator does not know (it
+		// expired, or Spool restarted): Kafka's answers, by version.
+		if version >= 9 {
+			return kerr.GroupIDNotFound.Code
+		}
+		return kerr.IllegalGeneration.Code
+	default:
+		if _, code := co.member(g, memberID, instance, generation); code != 0 {
+			return code
+		}
+		if g.state == groupCompletingRebalance {
+			return kerr.RebalanceInProgress.Code
+		}
 	}
-	if _, code := co.member(g, memberID, instance, generation); code != 0 {
-		return code
-	}
-	if g.state == groupCompletingRebalance {
-		return kerr.RebalanceInProgress.Code
+	if err := store(); err != nil {
+		return kerr.CoordinatorNotAvailable.Code
 	}
 	return 0
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -96,21 +95,15 @@ func (s *Server) ListenerAddr(name string) net.Addr {
 }
 
 // Serve accepts connections on every listener until Close, then returns
-// nil; a listener that fails otherwise is the error.
+// nil; a listener that fails otherwise is the error, returned at once
+// (the others go on accepting until Close).
 func (s *Server) Serve() error {
 	errs := make(chan error, len(s.listeners))
-	var wg sync.WaitGroup
 	for _, l := range s.listeners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- s.accept(l)
-		}()
+		go func() { errs <- s.accept(l) }()
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
+	for range s.listeners {
+		if err := <-errs; err != nil {
 			return err
 		}
 	}

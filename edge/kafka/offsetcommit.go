@@ -13,19 +13,16 @@ import (
 const maxOffsetMetadata = 4096
 
 // offsetCommit stores a group's offsets in one metadata transaction, so
-// that they survive restarts; the answer comes after that fsync.
+// that they survive restarts; the answer comes after that fsync. The
+// member is checked and the offsets stored under the coordinator's lock,
+// as Kafka does under the group's: a member fenced by a rebalance in
+// between would otherwise overwrite the new generation's commits.
 func (s *Server) offsetCommit(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.OffsetCommitRequest)
 	resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
 	gen, member := r.Generation, r.MemberID
 	if req.version == 0 {
 		gen = -1
-	}
-	code := int16(0)
-	if r.Group == "" {
-		code = kerr.InvalidGroupID.Code
-	} else {
-		code = s.groups.commitAllowed(r.Group, member, r.InstanceID, gen)
 	}
 	now := time.Now()
 	offsets := map[spoollog.TopicPartition]spoollog.CommittedOffset{}
@@ -37,8 +34,6 @@ func (s *Server) offsetCommit(_ *connState, req *request) kmsg.Response {
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
 			switch {
-			case code != 0:
-				sp.ErrorCode = code
 			case terr != nil || rp.Partition < 0 || rp.Partition >= t.NumPartitions():
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case rp.Metadata != nil && len(*rp.Metadata) > maxOffsetMetadata:
@@ -57,19 +52,31 @@ func (s *Server) offsetCommit(_ *connState, req *request) kmsg.Response {
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	if len(offsets) > 0 {
-		if err := s.log.Meta().CommitOffsets(r.Group, offsets); err != nil {
-			// Nothing was stored: every partition that was to be fails.
-			s.lg.Error("committing offsets failed", "group", r.Group, "error", err)
-			for i := range resp.Topics {
-				for j := range resp.Topics[i].Partitions {
-					if p := &resp.Topics[i].Partitions[j]; p.ErrorCode == 0 {
-						p.ErrorCode = kerr.CoordinatorNotAvailable.Code
-					}
+	// Every partition not refused above gets the group's answer.
+	setCode := func(code int16) {
+		for i := range resp.Topics {
+			for j := range resp.Topics[i].Partitions {
+				if p := &resp.Topics[i].Partitions[j]; p.ErrorCode == 0 {
+					p.ErrorCode = code
 				}
 			}
 		}
 	}
+	if r.Group == "" {
+		setCode(kerr.InvalidGroupID.Code)
+		return resp
+	}
+	setCode(s.groups.commit(r.Group, member, r.InstanceID, gen, req.version, func() error {
+		if len(offsets) == 0 {
+			return nil
+		}
+		err := s.log.Meta().CommitOffsets(r.Group, offsets)
+		if err != nil {
+			// Nothing was stored: every partition that was to be fails.
+			s.lg.Error("committing offsets failed", "group", r.Group, "error", err)
+		}
+		return err
+	}))
 	return resp
 }
 
