@@ -25,6 +25,7 @@ func registerMQTTMetrics(reg *metrics.Registry, b *mqtt.Broker) {
 		e.Counter("spool_mqtt_deliveries_dropped_total", "Messages not delivered live to a subscriber whose queue was full (they remain in the log).", float64(s.DeliveriesDropped))
 		e.Counter("spool_mqtt_egress_delivered_total", "Log records delivered to MQTT subscribers by egress rules.", float64(s.EgressDelivered))
 		e.Counter("spool_mqtt_egress_skipped_total", "Log records an egress rule could not deliver: the MQTT topic template lacked the record's key or a header.", float64(s.EgressSkipped))
+		e.Counter("spool_mqtt_egress_headers_dropped_total", "Record headers left out of egress deliveries: not valid as MQTT 5 user properties (not UTF-8, a NUL, over 65535 bytes).", float64(s.EgressHeadersDropped))
 		e.Gauge("spool_mqtt_clients_connected", "MQTT clients connected now.", float64(s.Clients))
 		e.Gauge("spool_mqtt_retained_messages", "Retained messages held.", float64(s.Retained))
 		e.Gauge("spool_mqtt_subscriptions", "Active subscriptions.", float64(s.Subscriptions))

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"crypto/sha256"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -102,7 +103,28 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
 		return true
 	}
-	return h.allowed(cl, topic, false)
+	filter, ok := aclFilter(topic)
+	if !ok {
+		h.denied.Add(1)
+		return false
+	}
+	return h.allowed(cl, filter, false)
+}
+
+// aclFilter is the filter ACL rules judge a subscription by: a shared
+// subscription's ($share/{group}/{filter}) is its filter, since that is
+// what it receives. ok is false for a malformed shared subscription.
+// mochi matches the prefix without regard to case, and so does this.
+func aclFilter(filter string) (string, bool) {
+	first, rest, _ := strings.Cut(filter, "/")
+	if !strings.EqualFold(first, mqtt.SharePrefix) {
+		return filter, true
+	}
+	group, f, ok := strings.Cut(rest, "/")
+	if !ok || group == "" || f == "" {
+		return "", false
+	}
+	return f, true
 }
 
 // mayPublish reports whether cl may publish to topic.

@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/spoolmq/spool/edge/config"
@@ -35,6 +37,33 @@ type egress struct {
 type egressStats struct {
 	delivered, fromMQTT atomic.Int64
 	skipped             atomic.Int64 // no MQTT topic for it, or mochi refused it (both logged)
+	headersDropped      atomic.Int64 // headers no MQTT 5 property can carry
+}
+
+// headerUpstreamTopic marks a record the bridge stored from upstream
+// (bridge.HeaderUpstreamTopic, which this package cannot import).
+const headerUpstreamTopic = "spool.upstream.topic"
+
+// deliveredLive reports whether a record is an MQTT publish this broker
+// took in and delivered live to topic already: it carries ingest's
+// headers, naming topic, and was not stored by the bridge from upstream
+// (where the headers came from another edge's ingest). A record that
+// goes to another MQTT topic than the one it was published on is
+// delivered there.
+func deliveredLive(header func(string) ([]byte, bool), topic string) bool {
+	if _, ok := header(HeaderQoS); !ok {
+		return false
+	}
+	if _, ok := header(headerUpstreamTopic); ok {
+		return false
+	}
+	published, ok := header(HeaderTopic)
+	return ok && string(published) == topic
+}
+
+// validProperty reports whether s can be an MQTT 5 string property.
+func validProperty(s string) bool {
+	return len(s) <= 65535 && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 func (b *Broker) buildEgress(opts Options) error {
@@ -161,15 +190,14 @@ func (b *Broker) deliverRecord(e *egress, p *spoollog.Partition, r spoollog.Reco
 		}
 		return nil, false
 	}
-	if _, fromMQTT := header(HeaderQoS); fromMQTT {
-		// It came in over MQTT and was delivered live then.
-		b.egressStats.fromMQTT.Add(1)
-		return
-	}
 	topic, err := e.tmpl.Render(config.RecordFields{Key: r.Key, Header: header, Partition: p.ID(), Topic: e.spec.Topic})
 	if err != nil {
 		b.egressStats.skipped.Add(1)
 		lg.Warn("egress record skipped", "offset", r.Offset, "error", err)
+		return
+	}
+	if deliveredLive(header, topic) {
+		b.egressStats.fromMQTT.Add(1)
 		return
 	}
 	pk := packets.Packet{
@@ -178,9 +206,15 @@ func (b *Broker) deliverRecord(e *egress, p *spoollog.Partition, r spoollog.Reco
 		Payload:     r.Value,
 	}
 	for _, h := range r.Headers {
-		if h.Key == HeaderContentType {
+		switch {
+		case !validProperty(h.Key) || !validProperty(string(h.Value)):
+			// MQTT 5 properties are UTF-8 strings without NUL of at most
+			// 65535 bytes: a subscriber must disconnect on anything else,
+			// and would get the same packet again on every reconnect.
+			b.egressStats.headersDropped.Add(1)
+		case h.Key == HeaderContentType:
 			pk.Properties.ContentType = string(h.Value)
-		} else {
+		default:
 			pk.Properties.User = append(pk.Properties.User, packets.UserProperty{Key: h.Key, Val: string(h.Value)})
 		}
 	}

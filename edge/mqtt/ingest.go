@@ -22,10 +22,34 @@ func (h *ingestHook) ID() string { return "spool-ingest" }
 func (h *ingestHook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnConnect, mqtt.OnSessionEstablished,
-		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed:
+		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnClientExpired,
+		mqtt.OnPacketRead:
 		return true
 	}
 	return false
+}
+
+// OnPacketRead takes the PUBREC of a stored QoS 2 publish out of the
+// session when the publish is resent with DUP, so that the resend reaches
+// OnPublish (see qos2Arrivals.storedResend); settling it puts the PUBREC
+// back.
+func (h *ingestHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos != 2 || !pk.FixedHeader.Dup || cl == h.b.inline {
+		return pk, nil
+	}
+	if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok && pki.FixedHeader.Type == packets.Pubrec {
+		h.b.qos2.storedResend(qos2Key{cl.ID, pk.PacketID})
+		cl.State.Inflight.Delete(pk.PacketID)
+	}
+	return pk, nil
+}
+
+// OnClientExpired removes an expired session's subscriptions from mochi's
+// topic index, which mochi does not do itself: they would go on counting,
+// and a later client with the same id would receive what they match
+// without ever subscribing. Removing them reports OnUnsubscribed.
+func (h *ingestHook) OnClientExpired(cl *mqtt.Client) {
+	h.b.server.UnsubscribeClient(cl)
 }
 
 // OnSubscribe notes, before mochi adds the subscription, that deliveries

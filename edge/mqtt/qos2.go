@@ -25,6 +25,10 @@ type qos2Arrival struct {
 	done    bool
 	err     error
 	waiters []func(error) // resends waiting for the outcome
+	// stored marks a publish settled earlier whose resend (DUP) was taken
+	// back from mochi (storedResend): the next DUP arrival follows it,
+	// once, and the entry goes.
+	stored bool
 }
 
 type qos2Arrivals struct {
@@ -40,6 +44,12 @@ type qos2Arrivals struct {
 func (a *qos2Arrivals) arrive(k qos2Key, p *pending, follow func(error)) {
 	a.mu.Lock()
 	prev := a.m[k]
+	if prev != nil && prev.stored {
+		delete(a.m, k)
+		if !p.pk.FixedHeader.Dup {
+			prev = nil // a new publish reusing the id, not the resend
+		}
+	}
 	switch {
 	case prev == nil:
 		if a.m == nil {
@@ -70,6 +80,21 @@ func (a *qos2Arrivals) completed(arr *qos2Arrival, err error) {
 	for _, w := range waiters {
 		w(err)
 	}
+}
+
+// storedResend notes that a QoS 2 publish already stored and settled is
+// being resent: its PUBREC was in the session, and the caller took it out
+// so that mochi hands the resend to OnPublish instead of answering 0x91
+// (packet identifier in use), a failure code to an MQTT 5 client, where
+// MQTT-4.3.3-10 asks for the PUBREC again. The resend then follows the
+// stored outcome: acknowledged, not stored or delivered again.
+func (a *qos2Arrivals) storedResend(k qos2Key) {
+	a.mu.Lock()
+	if a.m == nil {
+		a.m = map[qos2Key]*qos2Arrival{}
+	}
+	a.m[k] = &qos2Arrival{done: true, stored: true}
+	a.mu.Unlock()
 }
 
 // settled forgets the publish once its PUBREC is in the session's

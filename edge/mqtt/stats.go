@@ -32,8 +32,11 @@ type Stats struct {
 	Subscriptions     int64 // filters held, by connected clients and stored sessions
 	// Egress: records delivered to MQTT, skipped (the topic template
 	// lacked a key or header), and passed over because they came in over
-	// MQTT (delivered live then).
+	// MQTT and were delivered live then to the same MQTT topic.
 	EgressDelivered, EgressSkipped, EgressFromMQTT int64
+	// EgressHeadersDropped counts record headers left out of delivered
+	// messages: not UTF-8, with a NUL, or too long for an MQTT 5 property.
+	EgressHeadersDropped int64
 }
 
 type counters struct {
@@ -121,5 +124,7 @@ func (b *Broker) Stats() Stats {
 		EgressDelivered: b.egressStats.delivered.Load(),
 		EgressSkipped:   b.egressStats.skipped.Load(),
 		EgressFromMQTT:  b.egressStats.fromMQTT.Load(),
+
+		EgressHeadersDropped: b.egressStats.headersDropped.Load(),
 	}
 }

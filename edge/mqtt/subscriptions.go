@@ -16,7 +16,8 @@ import (
 // index is: mochi's own count (Info.Subscriptions) misses restored
 // sessions. A session taken over keeps its client id and its filters, so
 // needs no update; mochi reports every other removal through
-// OnUnsubscribed (an UNSUBSCRIBE, a clean session's end, an expiry).
+// OnUnsubscribed (an UNSUBSCRIBE, a clean session's end), and so does the
+// ingest hook for an expiry (OnClientExpired), which mochi does not.
 type subscriptionSet struct {
 	mu       sync.Mutex
 	byClient map[string]map[string]struct{}
