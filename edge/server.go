@@ -35,9 +35,14 @@ type Server struct {
 	sensors *sensors.Manager
 	reg     *metrics.Registry
 
-	httpAddr atomic.Pointer[net.Addr]
-	stopping atomic.Bool
+	httpAddr   atomic.Pointer[net.Addr]
+	stopping   atomic.Bool
+	stoppingCh chan struct{} // closed when Run begins to shut down
 }
+
+// Stopping is closed when Run begins to shut down (its context ended, or
+// a listener failed), before it drains: a supervisor learns it then.
+func (s *Server) Stopping() <-chan struct{} { return s.stoppingCh }
 
 // Open validates the configuration, opens the data directory (recovering
 // every partition), declares the configured topics and builds the
@@ -60,7 +65,7 @@ func Open(cfg config.Config, lg *slog.Logger) (s *Server, err error) {
 	if err := declareTopics(l, cfg, lg); err != nil {
 		return nil, err
 	}
-	s = &Server{cfg: cfg, lg: lg, log: l, reg: metrics.NewRegistry()}
+	s = &Server{cfg: cfg, lg: lg, log: l, reg: metrics.NewRegistry(), stoppingCh: make(chan struct{})}
 	if s.links, err = newLinks(cfg, l, lg); err != nil {
 		return nil, err
 	}
@@ -243,6 +248,7 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 		}
 	}
 	s.stopping.Store(true)
+	close(s.stoppingCh)
 	cancel()
 	s.lg.Info("shutting down")
 	// Readings being stored and commands being applied finish first (and

@@ -74,6 +74,7 @@ func (p *Partition) flushLoop() {
 			}
 			return jerr
 		}
+		endBusy := p.busy.begin(busyFlush)
 		st, syncSeg, durableBelow, err := p.writeCycle(buf, metas, settle)
 		p.l.release(p, len(buf))
 		if settle() != nil && err == nil {
@@ -89,6 +90,7 @@ func (p *Partition) flushLoop() {
 		p.mu.Unlock()
 		switch {
 		case err != nil:
+			endBusy()
 			p.completeCycle(c, appends, nil, err, durableBelow)
 		case syncSeg != nil && len(buf) < overlapBytes:
 			// A small cycle: nothing to overlap its fsync with, as the
@@ -97,22 +99,27 @@ func (p *Partition) flushLoop() {
 			start := time.Now()
 			serr := p.syncSegment(syncSeg)
 			p.lastFsync.Store(int64(time.Since(start)))
+			endBusy()
 			if serr != nil {
 				p.completeCycle(c, appends, nil, serr, durableBelow)
 			} else {
 				p.completeCycle(c, appends, st, nil, durableBelow)
 			}
 		case syncSeg != nil:
+			endBusy()
 			job = &syncJob{c: c, st: st, appends: appends, durableBelow: durableBelow, done: make(chan struct{})}
 			p.flushWG.Add(1)
+			endJob := p.busy.begin(busyFsyncJob)
 			go func(job *syncJob) {
 				defer p.flushWG.Done()
+				defer endJob()
 				start := time.Now()
 				job.err = p.syncSegment(syncSeg)
 				p.lastFsync.Store(int64(time.Since(start)))
 				close(job.done)
 			}(job)
 		default:
+			endBusy()
 			p.completeCycle(c, appends, st, nil, 0)
 		}
 	}
@@ -335,7 +342,10 @@ func (p *Partition) timedSync() {
 	if !p.dirty || p.segmentsClosed() {
 		return
 	}
-	if err := p.syncLocked(p.l.now()); err != nil {
+	endBusy := p.busy.begin(busyTimed)
+	err := p.syncLocked(p.l.now())
+	endBusy()
+	if err != nil {
 		p.mu.Lock()
 		if p.err == nil {
 			p.err = err

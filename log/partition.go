@@ -38,6 +38,7 @@ type Partition struct {
 	spareQ   []byte
 	spareM   []batchMeta
 	flushWG  sync.WaitGroup
+	busy     busySince // when running disk work began (stall.go)
 
 	// Group commit state (see waitLocked), guarded by mu.
 	queued       int           // appends in queue

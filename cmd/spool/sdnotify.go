@@ -77,9 +77,10 @@ func (n *sdNotifier) ping(status string) {
 
 // watchdog pings systemd at half the interval the unit's WatchdogSec set
 // (WATCHDOG_USEC) until ctx ends; it returns at once when no watchdog is
-// asked for. probe is called before each ping and gives its STATUS line;
-// a probe that blocks withholds the ping.
-func (n *sdNotifier) watchdog(ctx context.Context, probe func() string) {
+// asked for. probe is called with the interval before each ping and gives
+// its STATUS line; a probe that fails or blocks withholds the ping, so
+// that systemd restarts a service that stopped making progress.
+func (n *sdNotifier) watchdog(ctx context.Context, probe func(interval time.Duration) (string, error)) {
 	interval, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
 		n.lg.Warn("systemd watchdog not started", "err", err)
@@ -97,7 +98,13 @@ func (n *sdNotifier) watchdog(ctx context.Context, probe func() string) {
 			return
 		case <-tick.C:
 		}
-		n.ping(probe())
+		status, err := probe(interval)
+		if err != nil {
+			n.lg.Error("withholding the systemd watchdog ping", "error", err)
+			n.status("%v", err)
+			continue
+		}
+		n.ping(status)
 	}
 }
 

@@ -163,11 +163,11 @@ func TestWatchdogOnlyWhileHealthy(t *testing.T) {
 
 	stuck := make(chan struct{})
 	var probes atomic.Int32
-	probe := func() string {
+	probe := func(time.Duration) (string, error) {
 		if probes.Add(1) > 3 {
 			<-stuck // the log's lock is never released
 		}
-		return "healthy"
+		return "healthy", nil
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})

@@ -12,9 +12,11 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spoolmq/spool/edge"
 	"github.com/spoolmq/spool/edge/config"
+	spoollog "github.com/spoolmq/spool/log"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -40,15 +42,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	// Flags win over environment variables (SPOOL_DATA, SPOOL_MQTT_ADDR,
 	// ...), which win over the config file.
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, name := range []string{"data", "mqtt-addr", "kafka-addr", "http-addr", "disk-budget", "log-format", "log-level"} {
+	// from names where each override came from, for its errors.
+	set, from := map[string]bool{}, map[string]string{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name], from[f.Name] = true, "--"+f.Name })
+	for name := range overrideKeys {
 		env := "SPOOL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 		if v, ok := os.LookupEnv(env); ok && !set[name] {
 			if err := fs.Set(name, v); err != nil {
 				return fail(stderr, "%s: %v", env, err)
 			}
-			set[name] = true
+			set[name], from[name] = true, env
 		}
 	}
 	if set["data"] {
@@ -66,7 +69,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if set["disk-budget"] {
 		n, err := config.ParseSize(*budget)
 		if err != nil {
-			return fail(stderr, "--disk-budget: %v", err)
+			return fail(stderr, "%s: %v", from["disk-budget"], err)
 		}
 		cfg.DiskBudget = n
 	}
@@ -77,7 +80,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		cfg.Log.Level = *logLevel
 	}
 	if err := cfg.Validate(); err != nil {
-		return fail(stderr, "invalid configuration:\n%v", err)
+		return fail(stderr, "invalid configuration:\n%s", nameOverrides(err, from))
 	}
 	lg, err := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
 	if err != nil {
@@ -109,18 +112,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		sd.status("failed: %v", err)
 		return fail(stderr, "%v", err)
 	}
-	// serving ends when shutdown begins: a signal, or Run returning after a
-	// listener failed. The watchdog pings only until then.
+	// serving ends when shutdown begins: a signal, or a listener that
+	// failed. The watchdog pings only until then, and systemd hears
+	// STOPPING=1 before the drain, however long that takes.
 	serving, endServing := context.WithCancel(ctx)
 	defer endServing()
 	go func() {
-		<-serving.Done()
+		select {
+		case <-serving.Done():
+		case <-srv.Stopping():
+		}
+		endServing()
 		sd.stop("shutting down")
 	}()
 	err = srv.Run(ctx, func() {
 		lg.Info("spool serving", "version", version, "data", cfg.Data)
-		sd.ready(servingStatus(srv))
-		go sd.watchdog(serving, func() string { return servingStatus(srv) })
+		sd.ready(servingStatus(srv.Log()))
+		go sd.watchdog(serving, servingProbe(srv.Log()))
 	})
 	endServing()
 	sd.stop("shutting down")
@@ -133,12 +141,45 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
-// servingStatus is the systemd STATUS line while serving. Listing the
-// topics takes the log's lock, so it also probes that the log is not
-// wedged before a watchdog ping.
-func servingStatus(srv *edge.Server) string {
+// overrideKeys maps the settings flags and SPOOL_* variables override to
+// their config keys.
+var overrideKeys = map[string]string{
+	"data": "data", "mqtt-addr": "mqtt.addr", "kafka-addr": "kafka.addr", "http-addr": "http.addr",
+	"disk-budget": "disk_budget", "log-format": "log.format", "log-level": "log.level",
+}
+
+// nameOverrides adds to each line of a validation error about an
+// overridden key where its value came from: "log.level (from
+// SPOOL_LOG_LEVEL): ...", so that the user looks in the right place.
+func nameOverrides(err error, from map[string]string) string {
+	lines := strings.Split(err.Error(), "\n")
+	for i, line := range lines {
+		for name, key := range overrideKeys {
+			if src, ok := from[name]; ok && strings.HasPrefix(line, key+":") {
+				lines[i] = key + " (from " + src + ")" + strings.TrimPrefix(line, key)
+			}
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// servingStatus is the systemd STATUS line while serving.
+func servingStatus(l *spoollog.Log) string {
 	return fmt.Sprintf("serving %d topics, %d bytes on disk, %d records appended since start",
-		len(srv.Log().Topics()), srv.Log().UsedBytes(), srv.Log().Stats().AppendedRecords)
+		len(l.Topics()), l.UsedBytes(), l.Stats().AppendedRecords)
+}
+
+// servingProbe checks, before each watchdog ping, that the log makes
+// progress: no write or fsync has run for longer than the watchdog
+// interval (a disk that stopped answering). Listing the topics takes the
+// log's lock, so a probe that blocks there withholds the ping too.
+func servingProbe(l *spoollog.Log) func(time.Duration) (string, error) {
+	return func(interval time.Duration) (string, error) {
+		if err := l.Stalled(interval); err != nil {
+			return "", err
+		}
+		return servingStatus(l), nil
+	}
 }
 
 // offEmpty lets a flag disable a listener with "off".
