@@ -36,6 +36,7 @@ type Server struct {
 	reg     *metrics.Registry
 
 	httpAddr   atomic.Pointer[net.Addr]
+	started    atomic.Bool // every listener bound: ready
 	stopping   atomic.Bool
 	stoppingCh chan struct{} // closed when Run begins to shut down
 }
@@ -235,6 +236,7 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 		close(sensorsDone)
 	}
 	if err == nil {
+		s.started.Store(true)
 		if ready != nil {
 			ready()
 		}
@@ -305,8 +307,11 @@ func (s *Server) startHTTP(ctx context.Context) (*http.Server, <-chan error, err
 		Bridge:   func() any { return map[string]any{"links": s.links.health(), "downstream": s.links.downHealth()} },
 		Sensors:  func() any { return sensorState(s.sensors) },
 		Ready: func() error {
-			if s.stopping.Load() {
+			switch {
+			case s.stopping.Load():
 				return errors.New("shutting down")
+			case !s.started.Load():
+				return errors.New("starting: the listeners are not all bound yet")
 			}
 			return nil
 		},

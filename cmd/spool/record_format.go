@@ -45,7 +45,8 @@ type jsonRecord struct {
 }
 
 type jsonHeader struct {
-	Key      string          `json:"key"`
+	Key      json.RawMessage `json:"key,omitempty"`
+	KeyB64   string          `json:"key_b64,omitempty"`
 	Value    json.RawMessage `json:"value,omitempty"`
 	ValueB64 string          `json:"value_b64,omitempty"`
 }
@@ -70,7 +71,8 @@ func (p *recordPrinter) print(r *kgo.Record) {
 	jr.Key, jr.KeyB64 = jsonBytes(r.Key)
 	jr.Value, jr.ValueB64 = jsonBytes(r.Value)
 	for _, h := range r.Headers {
-		jh := jsonHeader{Key: h.Key}
+		var jh jsonHeader
+		jh.Key, jh.KeyB64 = jsonBytes([]byte(h.Key))
 		jh.Value, jh.ValueB64 = jsonBytes(h.Value)
 		jr.Headers = append(jr.Headers, jh)
 	}

@@ -370,7 +370,7 @@ func Parse(r io.Reader) (Config, error) {
 		return Config{}, err
 	}
 	c := Default()
-	if err := decodeNode(&doc, &c); err != nil {
+	if err := decodeNode(&doc, &c, true); err != nil {
 		return Config{}, err
 	}
 	// A second document is almost always a mistake (a stray ---). Anything

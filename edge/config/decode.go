@@ -24,26 +24,32 @@ import (
 // the rules of a config file (the HTTP API takes topic configs this way):
 // errors are named by key path within the spec, "partitions: 2.9 is not
 // an integer (line 1)", and an unknown key is "zz: unknown key (line 1)".
+// Unlike a config file, the text is not the operator's: ${NAME} is not
+// expanded (it would read the server's environment for a client).
 func DecodeTopicSpec(text []byte, s *TopicSpec) error {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(text, &doc); err != nil {
 		return err
 	}
-	return decodeNode(&doc, s)
+	return decodeNode(&doc, s, false)
 }
 
-// decodeNode sets *out from the document node doc. Keys the document
-// leaves out, and keys set to null, keep the values *out already has. It
-// reports every error, not only the first.
-func decodeNode(doc *yaml.Node, out any) error {
-	var d decoder
+// decodeNode sets *out from the document node doc, expanding ${NAME} in
+// values when env says so. Keys the document leaves out, and keys set to
+// null, keep the values *out already has. It reports every error, not
+// only the first.
+func decodeNode(doc *yaml.Node, out any, env bool) error {
+	d := decoder{env: env}
 	for _, n := range doc.Content {
 		d.decode("", n, reflect.ValueOf(out).Elem())
 	}
 	return errors.Join(d.errs...)
 }
 
-type decoder struct{ errs []error }
+type decoder struct {
+	env  bool // expand ${NAME} from the environment
+	errs []error
+}
 
 // fail records "path: message (line N)".
 func (d *decoder) fail(path string, n *yaml.Node, format string, args ...any) {
@@ -56,12 +62,16 @@ func (d *decoder) fail(path string, n *yaml.Node, format string, args ...any) {
 
 func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	n = resolve(n)
-	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+	if d.env && n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
 		val, err := expandEnv(n.Value)
 		if err != nil {
 			d.fail(path, n, "%v", err)
 			return
 		}
+		// A copy: an anchored value reached again through an alias must
+		// be expanded from its text, not from this result.
+		cp := *n
+		n = &cp
 		n.Value = val
 		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
 			n.Tag = "" // a plain value is typed by what it now says: ${PORT} can be an int

@@ -129,7 +129,8 @@ func ParseDuration(s string) (Duration, error) {
 	if rest != "" {
 		d, err := time.ParseDuration(rest)
 		switch {
-		case err != nil || d < 0:
+		case err != nil || d < 0 || (total > 0 && (rest[0] == '+' || rest[0] == '-')):
+			// (A sign after the days, "1d+1h", is not a duration.)
 			return 0, invalid
 		case d > math.MaxInt64-total:
 			return 0, tooLong

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	spoollog "github.com/spoolmq/spool/log"
 	"golang.org/x/crypto/bcrypt"
@@ -67,7 +68,8 @@ func (c *Config) Validate() error {
 	if m.MaxInflight < 1 || m.MaxInflight > 65535 {
 		bad("mqtt.max_inflight", "%d is not between 1 and 65535", m.MaxInflight)
 	}
-	if m.MaxKeepalive <= 0 || m.MaxKeepalive.D().Seconds() > 65535 {
+	if m.MaxKeepalive.D() < time.Second || m.MaxKeepalive.D().Seconds() > 65535 {
+		// MQTT counts keepalive in whole seconds, and 0 means none.
 		bad("mqtt.max_keepalive", "must be between 1s and 65535s")
 	}
 	if m.SessionExpiry < 0 || m.SessionExpiry.D().Seconds() > 1<<32-1 {

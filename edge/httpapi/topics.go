@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,8 +171,8 @@ func (a *api) createTopic(w http.ResponseWriter, r *http.Request) {
 // key, e.g. `config.retention: "7x" is not a duration such as 30s`.
 func (a *api) parseCreate(body io.Reader) (string, spoollog.TopicConfig, error) {
 	var req struct {
-		Name   string                     `json:"name"`
-		Config map[string]json.RawMessage `json:"config"`
+		Name   string          `json:"name"`
+		Config json.RawMessage `json:"config"`
 	}
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -181,21 +182,32 @@ func (a *api) parseCreate(body io.Reader) (string, spoollog.TopicConfig, error) 
 	if req.Name == "" {
 		return "", spoollog.TopicConfig{}, badRequest(`"name" is required`)
 	}
-	keys := make([]string, 0, len(req.Config))
-	for k := range req.Config {
+	var settings map[string]json.RawMessage
+	if len(req.Config) > 0 && string(req.Config) != "null" {
+		if err := json.Unmarshal(req.Config, &settings); err != nil {
+			return "", spoollog.TopicConfig{}, badRequest(`"config" must be an object of topic settings`)
+		}
+		// A map keeps the last of a repeated key: refuse it instead, as
+		// the config file does.
+		if k, dup := duplicateKey(req.Config); dup {
+			return "", spoollog.TopicConfig{}, badRequest(fmt.Sprintf("config.%s: given twice", k))
+		}
+	}
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		one, _ := json.Marshal(map[string]json.RawMessage{k: req.Config[k]})
+		one, _ := json.Marshal(map[string]json.RawMessage{k: settings[k]})
 		if err := decodeSpec(one, new(config.TopicSpec)); err != nil {
 			return "", spoollog.TopicConfig{}, badRequest(specError(k, err))
 		}
 	}
 	// Every key is known and valid on its own: decode them together.
 	var spec config.TopicSpec
-	if len(req.Config) > 0 {
-		all, _ := json.Marshal(req.Config)
+	if len(settings) > 0 {
+		all, _ := json.Marshal(settings)
 		if err := decodeSpec(all, &spec); err != nil {
 			return "", spoollog.TopicConfig{}, badRequest("config: " + linePrefix.ReplaceAllString(err.Error(), ""))
 		}
@@ -211,6 +223,32 @@ func (a *api) parseCreate(body io.Reader) (string, spoollog.TopicConfig, error) 
 }
 
 func decodeSpec(b []byte, s *config.TopicSpec) error { return config.DecodeTopicSpec(b, s) }
+
+// duplicateKey finds a key given twice at the top of the JSON object obj
+// (which has been decoded once already, so it is well formed).
+func duplicateKey(obj []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err != nil { // {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		k, _ := tok.(string)
+		if seen[k] {
+			return k, true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
+}
 
 var (
 	linePrefix = regexp.MustCompile(`^(yaml: )?line \d+: `)
