@@ -135,6 +135,13 @@ func setBaseOffset(b []byte, base int64) {
 	binary.BigEndian.PutUint64(b[batchBaseOffsetPos:], uint64(base))
 }
 
+// setLeaderEpoch stamps the partition leader epoch in place, as a Kafka
+// leader does on append: consumers commit it and check it against the
+// epoch Metadata gives (Spool's only one, 0). The CRC does not cover it.
+func setLeaderEpoch(b []byte, epoch int32) {
+	binary.BigEndian.PutUint32(b[batchLeaderEpochPos:], uint32(epoch))
+}
+
 // setLogAppendTime marks the batch's timestamps as the broker's append time
 // (Kafka sets the max timestamp and the timestamp-type bit) and recomputes
 // the CRC, which covers both.

@@ -11,14 +11,15 @@
 // # Segment files (.log)
 //
 // A segment is a sequence of Kafka RecordBatch v2 batches, stored as the
-// bytes a Kafka producer sends: only the base offset is rewritten at append
-// (and, for LogAppendTime topics, the max timestamp, the timestamp-type bit
-// and therefore the CRC). All integers are big-endian.
+// bytes a Kafka producer sends: only the base offset and the partition
+// leader epoch (which the CRC does not cover) are rewritten at append (and,
+// for LogAppendTime topics, the max timestamp, the timestamp-type bit and
+// therefore the CRC). All integers are big-endian.
 //
 //	offset size field
 //	0      8    base offset             first offset in the batch (rewritten at append)
 //	8      4    batch length            bytes that follow this field (total size - 12)
-//	12     4    partition leader epoch  always 0 here (single node)
+//	12     4    partition leader epoch  set to 0 at append (single node)
 //	16     1    magic                   2
 //	17     4    crc                     CRC-32C (Castagnoli) of bytes 21..end
 //	21     2    attributes              bits 0-2 codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd),

@@ -296,6 +296,7 @@ func (p *Partition) enqueue(b []byte, done func(AppendResult, error)) (AppendRes
 	res.LastOffset = p.next + int64(h.LastOffsetDelta)
 	p.next = res.LastOffset + 1
 	setBaseOffset(qb, res.BaseOffset)
+	setLeaderEpoch(qb, 0)
 	maxTs := h.MaxTimestamp
 	if cfg.TimestampType == LogAppendTime {
 		maxTs = p.l.now().UnixMilli()

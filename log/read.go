@@ -6,6 +6,7 @@ package log
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 )
 
@@ -145,4 +146,97 @@ func (p *Partition) RecordForTime(ts int64) (offset, timestamp int64, found bool
 		}
 	}
 	return 0, 0, false, nil
+}
+
+// MaxTimestamp finds the first record with the greatest timestamp, as
+// Kafka's ListOffsets with timestamp -3 does (KIP-734); found is false when
+// the partition holds no record. Sealed segments know their greatest
+// timestamp; the active one's durable part is scanned by batch headers.
+func (p *Partition) MaxTimestamp() (offset, timestamp int64, found bool, err error) {
+	p.segMu.RLock()
+	defer p.segMu.RUnlock()
+	st := p.durable.Load()
+	start := p.LogStartOffset()
+	type span struct {
+		s     *segment
+		limit int64
+		maxTs int64
+	}
+	var spans []span
+	best := int64(math.MinInt64)
+	for _, s := range p.segments {
+		if s.base >= st.hw {
+			break
+		}
+		sp := span{s: s, limit: s.size, maxTs: s.maxTs}
+		if s == st.seg {
+			sp.limit, sp.maxTs = st.pos, math.MinInt64
+			r := batchReader{f: s.f, limit: st.pos}
+			for pos := int64(0); pos < st.pos; {
+				h, err := r.header(pos)
+				if err != nil {
+					return 0, 0, false, p.corruption(&CorruptionError{Segment: s.path, Position: pos, Err: err})
+				}
+				sp.maxTs = max(sp.maxTs, h.MaxTimestamp)
+				pos += int64(h.Size())
+			}
+		}
+		spans = append(spans, sp)
+		best = max(best, sp.maxTs)
+	}
+	// The first segment holding the greatest timestamp, and in it the
+	// first record with it; unless DeleteRecords removed those records
+	// (rare), when every record from the log start is looked at.
+	for _, sp := range spans {
+		if sp.maxTs == best {
+			off, ts, ok, err := p.maxRecordIn(sp.s, sp.limit, start, best-1, true)
+			if err != nil || (ok && ts == best) {
+				return off, ts, ok, err
+			}
+			break
+		}
+	}
+	for _, sp := range spans {
+		if found && sp.maxTs <= timestamp {
+			continue
+		}
+		off, ts, ok, err := p.maxRecordIn(sp.s, sp.limit, start, timestamp, !found)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if ok {
+			offset, timestamp, found = off, ts, true
+		}
+	}
+	return offset, timestamp, found, nil
+}
+
+// maxRecordIn returns the first record of s (below limit, at or after
+// offset from) with the greatest timestamp, if above above; with any,
+// above is ignored and any record counts. ok is false when none does.
+func (p *Partition) maxRecordIn(s *segment, limit, from, above int64, any bool) (offset, timestamp int64, ok bool, err error) {
+	r := batchReader{f: s.f, limit: limit}
+	for pos := int64(0); pos < limit; {
+		h, err := r.header(pos)
+		if err != nil {
+			return 0, 0, false, p.corruption(&CorruptionError{Segment: s.path, Position: pos, Err: err})
+		}
+		if h.LastOffset() >= from && !h.Control() && (any || h.MaxTimestamp > above) {
+			data, err := s.read(pos, limit, h.Size())
+			if err != nil {
+				return 0, 0, false, p.corruption(err)
+			}
+			_, recs, err := DecodeRecords(data)
+			if err != nil {
+				return 0, 0, false, p.corruption(&CorruptionError{Segment: s.path, Position: pos, Err: err})
+			}
+			for _, rec := range recs {
+				if rec.Offset >= from && (any || rec.Timestamp > above) {
+					offset, timestamp, ok, any, above = rec.Offset, rec.Timestamp, true, false, rec.Timestamp
+				}
+			}
+		}
+		pos += int64(h.Size())
+	}
+	return offset, timestamp, ok, nil
 }

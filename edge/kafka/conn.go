@@ -168,6 +168,11 @@ func (s *Server) writeAnswers(c net.Conn, answers <-chan answer, pending *sync.W
 				c.Close()
 			}
 			resp = a.produce.finish() // wait for the appends, even if the client is gone
+			if a.produce.closeConn && !failed {
+				_ = w.Flush()
+				failed = true
+				c.Close()
+			}
 		}
 		if !failed {
 			switch {
@@ -260,6 +265,12 @@ func parseRequest(frame []byte) (*request, error) {
 	body := kmsg.RequestForKey(req.key)
 	if body == nil {
 		return nil, fmt.Errorf("unknown API key %d", req.key)
+	}
+	if req.key == kmsg.ApiVersions.Int16() && req.version > body.MaxVersion() {
+		// A client newer than this broker: KIP-511 says to answer at v0
+		// with the versions spoken (handle), without reading the body.
+		req.body = body
+		return req, nil
 	}
 	if req.version < 0 || req.version > body.MaxVersion() {
 		return nil, fmt.Errorf("%s v%d: a version this broker cannot decode", kmsg.NameForKey(req.key), req.version)

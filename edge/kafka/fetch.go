@@ -108,7 +108,9 @@ func (s *Server) readFetch(r *kmsg.FetchRequest, notify *[]<-chan struct{}) (*km
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	if urgent && n == 0 {
+	if urgent {
+		// Kafka answers at once when a partition has an error, with the
+		// data of the others, whatever MinBytes says.
 		return resp, -1
 	}
 	return resp, n

@@ -49,7 +49,13 @@ func listOffset(t *spoollog.Topic, sp *kmsg.ListOffsetsResponseTopicPartition, t
 	case earliestTimestamp:
 		sp.Offset = p.LogStartOffset()
 	case maxTimestamp:
-		sp.ErrorCode = kerr.UnsupportedVersion.Code
+		off, recTs, found, err := p.MaxTimestamp()
+		if err != nil {
+			return err
+		}
+		if found {
+			sp.Offset, sp.Timestamp = off, recTs
+		}
 	default:
 		off, recTs, found, err := p.RecordForTime(ts)
 		if err != nil {

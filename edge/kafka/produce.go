@@ -32,6 +32,9 @@ func (s *Server) produce(_ *connState, req *request) kmsg.Response {
 type pendingProduce struct {
 	results []*partResult
 	finish  func() kmsg.Response
+	// closeConn, set by finish, closes the connection after an acks=0
+	// request that failed.
+	closeConn bool
 }
 
 // ready reports whether every append of the request has completed, so
@@ -69,6 +72,8 @@ func (s *Server) startProduce(req *request) *pendingProduce {
 			pr := &partResult{resp: sp}
 			results = append(results, pr)
 			switch {
+			case r.Acks != 0 && r.Acks != 1 && r.Acks != -1:
+				pr.code, pr.err = kerr.InvalidRequiredAcks.Code, fmt.Errorf("acks %d: only -1, 0 and 1 exist", r.Acks)
 			case terr != nil:
 				pr.code, pr.err = errorCode(terr), terr
 			case r.TransactionID != nil:
@@ -86,17 +91,25 @@ func (s *Server) startProduce(req *request) *pendingProduce {
 	}
 
 	deadline := time.Now().Add(time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond)
-	return &pendingProduce{results: results, finish: func() kmsg.Response {
+	pp := &pendingProduce{results: results}
+	pp.finish = func() kmsg.Response {
 		timeout := time.NewTimer(time.Until(deadline))
 		defer timeout.Stop()
 		for _, pr := range results {
 			s.finishPartition(pr, timeout.C)
 		}
 		if r.Acks == 0 {
+			// No answer to carry an error: as Kafka does, the connection
+			// closes instead, so that the producer notices (and refreshes
+			// its metadata) rather than losing records unseen.
+			for _, pr := range results {
+				pp.closeConn = pp.closeConn || pr.resp.ErrorCode != 0
+			}
 			return nil
 		}
 		return resp
-	}}
+	}
+	return pp
 }
 
 // appendBatches queues each batch of a partition's records.
@@ -119,6 +132,11 @@ func (s *Server) appendBatches(pr *partResult, records []byte) {
 		records = records[h.Size():]
 		if h.Transactional() || h.Control() {
 			pr.code, pr.err = kerr.InvalidTxnState.Code, errors.New("transactional batches are not supported")
+			return
+		}
+		if h.LogAppendTime() {
+			// Kafka: "Producer should not set timestamp type to LogAppendTime".
+			pr.code, pr.err = kerr.InvalidTimestamp.Code, errors.New("a producer's batch cannot have the LogAppendTime timestamp type")
 			return
 		}
 		b := &seqBatch{done: make(chan struct{})}

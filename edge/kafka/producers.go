@@ -119,19 +119,16 @@ func (ps *producers) accept(part *spoollog.Partition, h spoollog.BatchHeader) (b
 	if first < 0 {
 		return nil, false, kerr.InvalidRecord.Code
 	}
-	if cur, known := ps.epochs[h.ProducerID]; known && h.ProducerEpoch < cur {
-		return nil, false, kerr.InvalidProducerEpoch.Code
-	}
+	// Epochs are checked per partition, as Kafka does: a producer that
+	// bumped its epoch for one partition (KIP-360) still has batches of
+	// the old one in flight for others.
 	k := pidPartition{h.ProducerID, part}
 	st := ps.parts[k]
 	switch {
 	case st == nil:
-		// A producer id handed out by this process starts every partition
-		// at sequence 0. One from before a restart has lost its state: its
-		// next batch is taken as it comes.
-		if _, known := ps.epochs[h.ProducerID]; known && first != 0 {
-			return nil, false, kerr.OutOfOrderSequenceNumber.Code
-		}
+		// No state for this producer here (a new partition, a topic
+		// deleted and created again, a restart): Kafka takes the batch
+		// as it comes, whatever its sequence.
 		st = &seqState{epoch: h.ProducerEpoch}
 		ps.parts[k] = st
 	case h.ProducerEpoch < st.epoch:

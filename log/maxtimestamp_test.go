@@ -1,0 +1,45 @@
+package log
+
+import "testing"
+
+// MaxTimestamp finds the first record with the greatest timestamp, also
+// when timestamps go backwards, across segments, and after DeleteRecords
+// removed the records that held it.
+func TestMaxTimestamp(t *testing.T) {
+	l, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := DefaultTopicConfig()
+	cfg.SegmentBytes, cfg.MaxMessageBytes = 1024, 1024 // three batches per segment
+	tp, err := l.CreateTopic("ts", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := tp.Partition(0)
+	if _, _, found, err := p.MaxTimestamp(); err != nil || found {
+		t.Fatalf("empty partition: found %v, %v", found, err)
+	}
+	for _, ts := range []int64{5, 9, 3, 9, 1, 7, 2} {
+		if _, err := p.AppendRecords([]Record{{Timestamp: ts, Value: make([]byte, 300)}}, DefaultBatchOptions); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(wantOff, wantTs int64) {
+		t.Helper()
+		off, ts, found, err := p.MaxTimestamp()
+		if err != nil || !found || off != wantOff || ts != wantTs {
+			t.Errorf("MaxTimestamp = %d, %d, %v, %v; want %d, %d", off, ts, found, err, wantOff, wantTs)
+		}
+	}
+	check(1, 9)
+	if _, err := p.DeleteRecords(2); err != nil {
+		t.Fatal(err)
+	}
+	check(3, 9)
+	if _, err := p.DeleteRecords(4); err != nil {
+		t.Fatal(err)
+	}
+	check(5, 7)
+}
