@@ -24,7 +24,9 @@ func (p *Partition) compact(cfg TopicConfig, now time.Time) error {
 		return nil
 	}
 	last := sealed[len(sealed)-1].base
-	if last == p.compactedThrough && now.Before(p.compactAgain) {
+	// The delay is the current one: delete_retention may have been
+	// altered since the last pass.
+	if p.compactedAny && last == p.compactedThrough && (p.oldestTombstone.IsZero() || now.Before(p.oldestTombstone.Add(cfg.DeleteRetention))) {
 		return nil // nothing new sealed, no tombstone due
 	}
 
@@ -61,11 +63,7 @@ func (p *Partition) compact(cfg TopicConfig, now time.Time) error {
 			next = due
 		}
 	}
-	p.compactedThrough = last
-	p.compactAgain = next.Add(cfg.DeleteRetention)
-	if next.IsZero() {
-		p.compactAgain = now.Add(100 * 365 * 24 * time.Hour)
-	}
+	p.compactedAny, p.compactedThrough, p.oldestTombstone = true, last, next
 	return nil
 }
 

@@ -80,7 +80,8 @@ type Partition struct {
 	// retention, drop_oldest and compaction. It guards the fields below.
 	cleanMu          sync.Mutex
 	compactedThrough int64     // last sealed segment the last compaction saw
-	compactAgain     time.Time // when a kept tombstone expires
+	oldestTombstone  time.Time // the oldest tombstone the last compaction kept (zero: none)
+	compactedAny     bool      // a compaction pass ran (compactedThrough is set)
 }
 
 // openPartition opens (or creates) a partition directory and recovers it.

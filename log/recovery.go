@@ -62,6 +62,27 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 		}
 		idx = idx[:len(idx)-1]
 	}
+	// The two indexes are written one after the other and never synced
+	// while active: after a power loss the time index may end earlier than
+	// the offset index. The scan then starts at the last time entry, or a
+	// greatest timestamp reached between it and the offset index's end
+	// would be lost (and time retention would take the segment for older
+	// than it is).
+	if len(tidx) > 0 && start > 0 && tidx[len(tidx)-1].rel < uint32(next-base) {
+		last := tidx[len(tidx)-1].rel
+		for len(idx) > 0 && idx[len(idx)-1].rel > last {
+			idx = idx[:len(idx)-1]
+		}
+		start, next = 0, base
+		for len(idx) > 0 {
+			e := idx[len(idx)-1]
+			if h, _, err := r.batch(int64(e.pos)); err == nil && h.BaseOffset == base+int64(e.rel) {
+				start, next = int64(e.pos), h.BaseOffset
+				break
+			}
+			idx = idx[:len(idx)-1]
+		}
+	}
 	// Time entries at or past the scan start are rebuilt by the scan.
 	startRel := uint32(next - base)
 	for len(tidx) > 0 && tidx[len(tidx)-1].rel >= startRel && start > 0 {
