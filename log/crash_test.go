@@ -542,7 +542,11 @@ func crashReadPartition(t *testing.T, p *Partition, fail func(string, ...any)) [
 			if int64(len(recs)) != int64(h.LastOffsetDelta)+1 {
 				return fmt.Errorf("batch at %d: %d records for last offset delta %d", off, len(recs), h.LastOffsetDelta)
 			}
+			// A batch holds whole appends, each its writer's records in
+			// sequence: one append, or several that the flusher merged
+			// (AppendRecords batches are Spool's own, merge.go).
 			var first crashID
+			left := 0 // records of the current append still to come
 			for i, r := range recs {
 				if r.Offset != off {
 					return fmt.Errorf("record %d of the batch at %d has offset %d, want %d", i, h.BaseOffset, r.Offset, off)
@@ -554,19 +558,21 @@ func crashReadPartition(t *testing.T, p *Partition, fail func(string, ...any)) [
 				if crashPartitionOf(id.w) != p.ID() {
 					return fmt.Errorf("record at %d: writer %d belongs to partition %d", off, id.w, crashPartitionOf(id.w))
 				}
-				if i == 0 {
-					first = id
-				} else if id.run != first.run || id.w != first.w || id.seq != first.seq+uint64(i) {
-					return fmt.Errorf("batch at %d mixes %+v and %+v: not one append", h.BaseOffset, first, id)
+				if left == 0 {
+					first, left = id, crashBatchLen(id.run, id.w, id.seq)
+				} else if n := crashBatchLen(first.run, first.w, first.seq) - left; id.run != first.run || id.w != first.w || id.seq != first.seq+uint64(n) {
+					return fmt.Errorf("batch at %d mixes %+v and %+v: not whole appends", h.BaseOffset, first, id)
 				}
+				left--
 				if string(r.Key) != fmt.Sprintf("w%d", id.w) {
 					return fmt.Errorf("record at %d: key %q", off, r.Key)
 				}
 				out = append(out, id)
 				off++
 			}
-			if want := crashBatchLen(first.run, first.w, first.seq); len(recs) != want {
-				return fmt.Errorf("batch at %d holds %d records of writer %d run %d from seq %d, appended %d", h.BaseOffset, len(recs), first.w, first.run, first.seq, want)
+			if left != 0 {
+				return fmt.Errorf("batch at %d ends %d records into an append of writer %d run %d from seq %d (%d records)", h.BaseOffset,
+					crashBatchLen(first.run, first.w, first.seq)-left, first.w, first.run, first.seq, crashBatchLen(first.run, first.w, first.seq))
 			}
 			return nil
 		})

@@ -14,7 +14,10 @@
 // bytes a Kafka producer sends: only the base offset and the partition
 // leader epoch (which the CRC does not cover) are rewritten at append (and,
 // for LogAppendTime topics, the max timestamp, the timestamp-type bit and
-// therefore the CRC). All integers are big-endian.
+// therefore the CRC). Batches Spool encodes itself (AppendRecords,
+// AppendOwnAsync) may be merged with their neighbours of the same flush
+// into one batch, records and offsets unchanged (merge.go). All integers
+// are big-endian.
 //
 //	offset size field
 //	0      8    base offset             first offset in the batch (rewritten at append)

@@ -75,7 +75,14 @@ func (p *Partition) flushLoop() {
 			return jerr
 		}
 		endBusy := p.busy.begin(busyFlush)
-		st, syncSeg, durableBelow, err := p.writeCycle(buf, metas, settle)
+		wbuf, wmetas := buf, metas
+		if mb, mm, ok := mergeCycle(p.mergeBuf[:0], p.mergeMetas[:0], buf, metas, int(p.topic.Config().MaxMessageBytes)); ok {
+			wbuf, wmetas = mb, mm
+			if cap(mb) <= 2*maxQueueBytes {
+				p.mergeBuf, p.mergeMetas = mb, mm
+			}
+		}
+		st, syncSeg, durableBelow, err := p.writeCycle(wbuf, wmetas, settle)
 		p.l.release(p, len(buf))
 		if settle() != nil && err == nil {
 			// After a failed fsync nothing written since can be

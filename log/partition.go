@@ -37,8 +37,11 @@ type Partition struct {
 	err      error         // sticky: set by a failed fsync or I/O error
 	spareQ   []byte
 	spareM   []batchMeta
-	flushWG  sync.WaitGroup
-	busy     busySince // when running disk work began (stall.go)
+	// The flusher's scratch space for merged cycles (merge.go).
+	mergeBuf   []byte
+	mergeMetas []batchMeta
+	flushWG    sync.WaitGroup
+	busy       busySince // when running disk work began (stall.go)
 
 	// Group commit state (see waitLocked), guarded by mu.
 	queued       int           // appends in queue
@@ -207,7 +210,11 @@ func (p *Partition) ID() int32 { return p.id }
 // sync policy is satisfied: with sync "always", after the fsync. b is not
 // modified or retained.
 func (p *Partition) Append(b []byte) (AppendResult, error) {
-	res, c, err := p.enqueue(b, nil)
+	return p.appendWait(b, false)
+}
+
+func (p *Partition) appendWait(b []byte, own bool) (AppendResult, error) {
+	res, c, err := p.enqueue(b, nil, own)
 	if err != nil {
 		return res, err
 	}
@@ -221,7 +228,16 @@ func (p *Partition) Append(b []byte) (AppendResult, error) {
 // queue is full. An error found before queueing is returned and done is
 // not called.
 func (p *Partition) AppendAsync(b []byte, done func(AppendResult, error)) error {
-	_, _, err := p.enqueue(b, done)
+	_, _, err := p.enqueue(b, done, false)
+	return err
+}
+
+// AppendOwnAsync is AppendAsync for a batch Spool encoded itself from
+// records (with AppendBatch): unlike a producer's batch, stored exactly as
+// sent, it may be merged with its neighbours of the same cycle into one
+// batch (merge.go). Offsets and acknowledgements are as for AppendAsync.
+func (p *Partition) AppendOwnAsync(b []byte, done func(AppendResult, error)) error {
+	_, _, err := p.enqueue(b, done, true)
 	return err
 }
 
@@ -234,7 +250,7 @@ func (p *Partition) AppendRecords(recs []Record, opts BatchOptions) (AppendResul
 	if err != nil {
 		return AppendResult{}, err
 	}
-	return p.Append(b)
+	return p.appendWait(b, true)
 }
 
 // wakeRoomLocked lets appenders waiting for room in a full queue look
@@ -248,7 +264,9 @@ func (p *Partition) wakeRoomLocked() {
 
 var batchBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-func (p *Partition) enqueue(b []byte, done func(AppendResult, error)) (AppendResult, *cycle, error) {
+// enqueue checks b and queues it; own says it is Spool's own encoding
+// and may be merged (merge.go).
+func (p *Partition) enqueue(b []byte, done func(AppendResult, error), own bool) (AppendResult, *cycle, error) {
 	res := AppendResult{LogAppendTime: -1}
 	h, err := ParseBatchHeader(b)
 	if err == nil && h.Size() != len(b) {
@@ -304,7 +322,8 @@ func (p *Partition) enqueue(b []byte, done func(AppendResult, error)) (AppendRes
 		setLogAppendTime(qb, maxTs)
 		res.LogAppendTime = maxTs
 	}
-	p.metas = append(p.metas, batchMeta{base: res.BaseOffset, last: res.LastOffset, maxTs: maxTs, size: len(b), records: h.NumRecords})
+	p.metas = append(p.metas, batchMeta{base: res.BaseOffset, last: res.LastOffset, maxTs: maxTs, size: len(b), records: h.NumRecords,
+		mergeable: own && mergeable(h) && cfg.TimestampType != LogAppendTime})
 	p.queued++
 	if p.gatherWake != nil && (p.queued >= p.wakeCount || len(p.queue) >= overlapBytes) {
 		close(p.gatherWake)

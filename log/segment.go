@@ -57,6 +57,7 @@ type batchMeta struct {
 	maxTs      int64
 	size       int
 	records    int32
+	mergeable  bool // Spool's own, and may share a batch with its neighbours (merge.go)
 }
 
 // segment is one .log file with its two indexes.

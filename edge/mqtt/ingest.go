@@ -135,7 +135,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		part, err = rt.topic.Partition(rt.topic.PartitionFor(key, len(enc)))
 		if err == nil {
 			// AppendAsync copies enc into the partition's queue.
-			err = part.AppendAsync(enc, p.onAppend)
+			err = part.AppendOwnAsync(enc, p.onAppend)
 		}
 	}
 	e.put()
