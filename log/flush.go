@@ -119,10 +119,10 @@ func (p *Partition) flushLoop() {
 			endJob := p.busy.begin(busyFsyncJob)
 			go func(job *syncJob) {
 				defer p.flushWG.Done()
-				defer endJob()
 				start := time.Now()
 				job.err = p.syncSegment(syncSeg)
 				p.lastFsync.Store(int64(time.Since(start)))
+				endJob() // before done: the next job may start at once
 				close(job.done)
 			}(job)
 		default:

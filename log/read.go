@@ -168,9 +168,13 @@ func (p *Partition) MaxTimestamp() (offset, timestamp int64, found bool, err err
 		if s.base >= st.hw {
 			break
 		}
-		sp := span{s: s, limit: s.size, maxTs: s.maxTs}
-		if s == st.seg {
-			sp.limit, sp.maxTs = st.pos, math.MinInt64
+		// The active segment's own fields are the flusher's: only the
+		// durable state says how far it may be read.
+		var sp span
+		if s != st.seg {
+			sp = span{s: s, limit: s.size, maxTs: s.maxTs}
+		} else {
+			sp = span{s: s, limit: st.pos, maxTs: math.MinInt64}
 			r := batchReader{f: s.f, limit: st.pos}
 			for pos := int64(0); pos < st.pos; {
 				h, err := r.header(pos)

@@ -22,14 +22,24 @@ const (
 
 var busyNames = [busyKinds]string{"flush (write and fsync)", "fsync", "interval fsync"}
 
-// busySince holds, per kind of disk work, when the running one began (unix
-// nanoseconds), or 0.
+// busySince holds, per kind of disk work, when the running one began
+// (nanoseconds since stallEpoch, from the monotonic clock: a wall clock
+// stepped by NTP on a board without a real-time clock would fake or hide
+// a stall), or 0.
 type busySince [busyKinds]atomic.Int64
 
-// begin notes that work of kind k starts; the returned func ends it.
+var stallEpoch = time.Now()
+
+// stallNow is the time since stallEpoch, never 0 (which means idle).
+func stallNow() int64 { return int64(time.Since(stallEpoch)) + 1 }
+
+// begin notes that work of kind k starts; the returned func ends it. It
+// clears only its own mark: an fsync job ending late must not clear the
+// mark of the next one, which may already run.
 func (b *busySince) begin(k int) func() {
-	b[k].Store(time.Now().UnixNano())
-	return func() { b[k].Store(0) }
+	start := stallNow()
+	b[k].Store(start)
+	return func() { b[k].CompareAndSwap(start, 0) }
 }
 
 // StalledError reports disk work that has run longer than allowed.
@@ -48,7 +58,7 @@ func (e *StalledError) Error() string {
 // has run for more than limit (a write or fsync that does not return), or
 // nil. It takes no lock a stuck flusher could hold.
 func (l *Log) Stalled(limit time.Duration) error {
-	now := time.Now().UnixNano()
+	now := stallNow()
 	var worst *StalledError
 	for _, t := range l.allTopics() {
 		for _, p := range t.Partitions() {

@@ -64,6 +64,17 @@ type group struct {
 	// their SyncGroup within the rebalance timeout are removed.
 	syncWait *time.Timer
 	initial  bool // the rebalance is an empty group's first: wait initialDelay
+	// commits counts OffsetCommits checked against this generation and
+	// still being stored: a new generation waits for them (nextGeneration).
+	commits sync.WaitGroup
+}
+
+// nextGeneration starts the group's next generation, once the commits
+// checked against the current one are stored: a member fenced by it must
+// not store its offsets after the new generation's.
+func (g *group) nextGeneration() {
+	g.commits.Wait()
+	g.generation++
 }
 
 type member struct {
@@ -323,7 +334,7 @@ func (co *coordinator) completeJoin(g *group) {
 			co.remove(g, id, 0)
 		}
 	}
-	g.generation++
+	g.nextGeneration()
 	if len(g.members) == 0 {
 		g.state, g.protocol, g.leader = groupEmpty, "", ""
 		return
@@ -392,7 +403,7 @@ func (co *coordinator) awaitSyncs(g *group) {
 		}
 		if len(g.members) == 0 {
 			g.state, g.protocol, g.leader = groupEmpty, "", ""
-			g.generation++
+			g.nextGeneration()
 			return
 		}
 		co.prepareRebalance(g)
@@ -437,7 +448,7 @@ func (co *coordinator) removeAndRebalance(g *group, id string) {
 	switch {
 	case len(g.members) == 0 && g.state != groupPreparingRebalance:
 		g.state, g.protocol, g.leader = groupEmpty, "", ""
-		g.generation++
+		g.nextGeneration()
 	case g.state == groupPreparingRebalance:
 		co.maybeCompleteJoin(g)
 	default:
@@ -589,34 +600,42 @@ func (co *coordinator) leave(group string, ids []string, instances []*string) ([
 // commit stores a group's committed offsets with store if an OffsetCommit
 // may store them now: a member of the current generation, or (generation
 // -1) an admin or standalone consumer of a group without members. It
-// answers the request's error code. The check and the store hold the
-// lock together, so that no rebalance can fence the member in between.
+// answers the request's error code. The member is checked under the lock,
+// and the store (a metadata fsync) runs after it, so that one slow commit
+// does not hold up every group's heartbeats; the next generation waits
+// for it (nextGeneration), as Kafka orders them under the group lock.
 func (co *coordinator) commit(group, memberID string, instance *string, generation int32, version int16, store func() error) int16 {
 	co.mu.Lock()
-	defer co.mu.Unlock()
 	g := co.get(group, false)
+	code := int16(0)
 	switch {
 	case generation < 0 && memberID == "":
 		if g != nil && len(g.members) > 0 {
-			return kerr.UnknownMemberID.Code
+			code = kerr.UnknownMemberID.Code
 		}
 	case g == nil && generation < 0:
 		// A group the coordinator does not know, not managed by it.
 	case g == nil:
 		// A member's commit to a group the coordinator does not know (it
 		// expired, or Spool restarted): Kafka's answers, by version.
+		code = kerr.IllegalGeneration.Code
 		if version >= 9 {
-			return kerr.GroupIDNotFound.Code
+			code = kerr.GroupIDNotFound.Code
 		}
-		return kerr.IllegalGeneration.Code
 	default:
-		if _, code := co.member(g, memberID, instance, generation); code != 0 {
-			return code
-		}
-		if g.state == groupCompletingRebalance {
-			return kerr.RebalanceInProgress.Code
+		if _, code = co.member(g, memberID, instance, generation); code == 0 && g.state == groupCompletingRebalance {
+			code = kerr.RebalanceInProgress.Code
 		}
 	}
+	if code != 0 {
+		co.mu.Unlock()
+		return code
+	}
+	if g != nil {
+		g.commits.Add(1)
+		defer g.commits.Done()
+	}
+	co.mu.Unlock()
 	if err := store(); err != nil {
 		return kerr.CoordinatorNotAvailable.Code
 	}

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
@@ -27,9 +28,16 @@ type qos2Arrival struct {
 	waiters []func(error) // resends waiting for the outcome
 	// stored marks a publish settled earlier whose resend (DUP) was taken
 	// back from mochi (storedResend): the next DUP arrival follows it,
-	// once, and the entry goes.
-	stored bool
+	// once, and the entry goes. The resend reaches OnPublish right after,
+	// unless mochi dropped it as malformed; storedAt lets such an entry
+	// expire rather than wait for a later publish reusing the id.
+	stored   bool
+	storedAt time.Time
 }
+
+// storedResendTTL bounds how long a taken-back resend waits for its
+// OnPublish. Past it, a resend is stored again: a duplicate, never a loss.
+const storedResendTTL = 10 * time.Second
 
 type qos2Arrivals struct {
 	mu sync.Mutex
@@ -46,7 +54,7 @@ func (a *qos2Arrivals) arrive(k qos2Key, p *pending, follow func(error)) {
 	prev := a.m[k]
 	if prev != nil && prev.stored {
 		delete(a.m, k)
-		if !p.pk.FixedHeader.Dup {
+		if !p.pk.FixedHeader.Dup || time.Since(prev.storedAt) > storedResendTTL {
 			prev = nil // a new publish reusing the id, not the resend
 		}
 	}
@@ -93,7 +101,7 @@ func (a *qos2Arrivals) storedResend(k qos2Key) {
 	if a.m == nil {
 		a.m = map[qos2Key]*qos2Arrival{}
 	}
-	a.m[k] = &qos2Arrival{done: true, stored: true}
+	a.m[k] = &qos2Arrival{done: true, stored: true, storedAt: time.Now()}
 	a.mu.Unlock()
 }
 
