@@ -14,7 +14,19 @@
 // The cursor also pins the local partition's retention (Partition.Pin):
 // records a link has not mirrored are deleted only under an explicit
 // on_full: drop_oldest policy, and a link that finds its cursor below the log
-// start counts and logs the skipped offsets as a gap (decision 5).
+// start counts and logs the skipped offsets as a gap (decision 5). The
+// cursor is stored as soon as the link is built, even if it never moves,
+// so a restart finds what the link owed.
+//
+// A record the upstream refuses on its own as too large (MESSAGE_TOO_LARGE
+// for a round of that one record; rounds of several are halved and
+// retried) can never be mirrored: the link moves past it, counts it in
+// Health.Skipped and logs it with its offset, rather than blocking the
+// partition for ever. It stays in the local log.
+//
+// A local topic deleted while a link runs retires its mirrors (pin and
+// cursor released); AddTopics mirrors a topic created again under the same
+// name from its log start.
 //
 // This package imports only the log, franz-go, paho and the standard
 // library; wiring links into `spool serve` belongs to edge.

@@ -60,7 +60,7 @@ func (k *KafkaLink) runExactlyOnce(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("bridge link %s: %w", k.opts.Name, err)
 		}
-		err = k.session(ctx, cl)
+		err = k.stoppableSession(ctx, cl)
 		cl.Close()
 		if err == nil || ctx.Err() != nil {
 			return nil
@@ -75,6 +75,32 @@ func (k *KafkaLink) runExactlyOnce(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// stoppableSession runs a session and, once ctx ended, gives it
+// FlushTimeout to finish before closing the client. A transactional client
+// never fails a record whose outcome it does not know, whatever the
+// context says, so only Close ends commit's wait on a silent upstream. The
+// open transaction is lost safely: the broker aborts it, or the next
+// session's InitProducerID fences it.
+func (k *KafkaLink) stoppableSession(ctx context.Context, cl *kgo.Client) error {
+	done := make(chan error, 1)
+	go func() { done <- k.session(ctx, cl) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(k.opts.FlushTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		k.lg.Warn("upstream did not finish the transaction in time; it is aborted and will be resent", "flush_timeout", k.opts.FlushTimeout)
+		cl.Close()
+		return <-done
+	}
 }
 
 // session fences, loads the committed cursors and mirrors until ctx ends
@@ -120,7 +146,7 @@ func (k *KafkaLink) session(ctx context.Context, cl *kgo.Client) error {
 // mirrors, which stay out of the transactions until a retry succeeds (the
 // returned channel says when to retry; nil when nothing failed).
 func (k *KafkaLink) prepareNew(ctx context.Context, cl *kgo.Client) <-chan time.Time {
-	notReady, err := k.ensureTopics(ctx, kadm.NewClient(cl))
+	notReady, err := k.ensureTopics(ctx, cl)
 	if err == nil && notReady == nil {
 		return nil
 	}
@@ -185,6 +211,11 @@ func (k *KafkaLink) loadUpstreamCursors(ctx context.Context, cl *kgo.Client) err
 		switch {
 		case !ok || c == local:
 			continue // never mirrored exactly-once, or in agreement
+		case m.fresh:
+			// The partition replaces a deleted one of the same name,
+			// whose cursor this is until the new one commits its own.
+			m.lg.Info("cursor committed upstream is a deleted partition's; ignored", "upstream", c, "local", local)
+			continue
 		case c > hw:
 			// Not this log's: a replaced data directory, or a topic
 			// deleted and created again. Resuming there would skip
@@ -209,13 +240,7 @@ func (k *KafkaLink) loadUpstreamCursors(ctx context.Context, cl *kgo.Client) err
 // transaction mirrors one round of every partition with new data as one
 // transaction; idle when none had any.
 func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool, err error) {
-	type part struct {
-		m     *mirror
-		recs  []pending
-		sizes []int64
-		end   int64
-	}
-	var parts []part
+	var parts []txnPart
 	var total int64
 	class := roundClass(-1<<20, false)
 	budget := k.txnBudget()
@@ -233,9 +258,20 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 			}
 			cursor = start
 		}
+		if m.refused == cursor+1 {
+			// Refused on its own as too large: the transaction moves
+			// the cursor past it (see txnTooLarge).
+			parts = append(parts, txnPart{m: m, end: cursor + 1, skip: true})
+			continue
+		}
 		data, err := m.p.Read(cursor, int(min(int64(k.opts.ReadBytes), budget-total)))
 		if errors.Is(err, spoollog.ErrOffsetOutOfRange) && cursor < m.p.LogStartOffset() {
 			continue // retention moved the start meanwhile: the next round counts the gap
+		}
+		if errors.Is(err, spoollog.ErrClosed) && m.deleted(k.opts.Log) {
+			// Its topic was deleted: the others go on without it.
+			k.set().retire(m)
+			continue
 		}
 		if err != nil {
 			return false, fmt.Errorf("read local log %s/%d at %d: %w", m.topic, m.p.ID(), cursor, err)
@@ -247,11 +283,12 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 		if err != nil {
 			return false, err
 		}
+		recs, sizes, end = m.fit(recs, sizes, end)
 		for _, sz := range sizes {
 			total += sz
 		}
 		class = max(class, roundClass(m.priority, end >= m.p.HighWatermark()))
-		parts = append(parts, part{m, recs, sizes, end})
+		parts = append(parts, txnPart{m: m, recs: recs, sizes: sizes, end: end})
 	}
 	if len(parts) == 0 {
 		return true, nil
@@ -268,6 +305,10 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 			Value: strconv.AppendInt(nil, p.end, 10)})
 	}
 	if err := k.commit(ctx, cl, out); err != nil {
+		var aborted *abortedError
+		if errors.As(err, &aborted) && len(aborted.tooLarge) > 0 && txnTooLarge(parts, aborted) {
+			return false, nil // aborted cleanly: retried at once, smaller
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			// The uplink did not carry this much within DeliveryTimeout:
 			// the next transactions are smaller, or a slow link would
@@ -278,6 +319,13 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 	}
 	k.growTxnBudget()
 	for _, p := range parts {
+		if p.skip {
+			p.m.refused = 0
+			if err := p.m.skipTooLarge(p.end-1, p.m.refusedErr); err != nil {
+				p.m.lg.Warn("storing the local cursor failed", "err", err)
+			}
+			continue
+		}
 		var b int64
 		for _, sz := range p.sizes {
 			b += sz
@@ -291,8 +339,58 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 	return false, nil
 }
 
+// txnPart is one partition's share of a transaction: its records, and the
+// cursor committed with them. skip: no records, the cursor moves past one
+// the upstream refused on its own as too large.
+type txnPart struct {
+	m     *mirror
+	recs  []pending
+	sizes []int64
+	end   int64
+	skip  bool
+}
+
+// abortedError is a transaction commit aborted (cleanly) because records
+// failed; tooLarge are those that failed with MESSAGE_TOO_LARGE.
+type abortedError struct {
+	err      error
+	tooLarge []*kgo.Record
+}
+
+func (e *abortedError) Error() string { return e.err.Error() }
+func (e *abortedError) Unwrap() error { return e.err }
+
+// txnTooLarge handles MESSAGE_TOO_LARGE in an aborted transaction as the plain
+// link does (mirror.tooLarge): a partition with several records refused
+// sends rounds half the size; one refused on its own is skipped by the
+// next transaction, counted and logged, rather than blocking every
+// partition of the link for ever. It reports whether any partition of the
+// transaction was refused (false: the offsets record was, which only a
+// new session can help).
+func txnTooLarge(parts []txnPart, aborted *abortedError) bool {
+	found := false
+	for _, p := range parts {
+		if !slices.ContainsFunc(p.recs, func(r pending) bool { return slices.Contains(aborted.tooLarge, r.rec) }) {
+			continue
+		}
+		found = true
+		if len(p.recs) > 1 {
+			var b int64
+			for _, r := range p.recs {
+				b += wireSize(r.rec)
+			}
+			p.m.roundBytes = max(b/2, 1)
+			p.m.lg.Warn("upstream refused a batch as too large; sending smaller ones", "round_bytes", p.m.roundBytes, "err", aborted.err)
+			continue
+		}
+		p.m.refused = p.recs[0].offset + 1
+		p.m.refusedErr = fmt.Errorf("upstream %s: %w", p.m.dest, aborted.err)
+	}
+	return found
+}
+
 // commit produces recs in one transaction and commits it, or aborts it
-// and returns why.
+// and returns why: an *abortedError when the abort succeeded.
 func (k *KafkaLink) commit(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	if err := cl.BeginTransaction(); err != nil {
 		return err
@@ -301,24 +399,32 @@ func (k *KafkaLink) commit(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 	// stopping does not abort a transaction that is about to commit.
 	pctx, cancel := context.WithTimeout(context.Background(), k.opts.DeliveryTimeout)
 	defer cancel()
-	results := make(chan error, len(recs))
-	for _, r := range recs {
-		cl.Produce(pctx, r, func(_ *kgo.Record, err error) { results <- err })
+	type result struct {
+		rec *kgo.Record
+		err error
 	}
-	var perr error
+	results := make(chan result, len(recs))
+	for _, r := range recs {
+		cl.Produce(pctx, r, func(r *kgo.Record, err error) { results <- result{r, err} })
+	}
+	aborted := &abortedError{}
 	for range recs {
-		if err := <-results; err != nil && perr == nil {
-			perr = err
+		res := <-results
+		if res.err != nil && aborted.err == nil {
+			aborted.err = res.err
+		}
+		if errors.Is(res.err, kerr.MessageTooLarge) {
+			aborted.tooLarge = append(aborted.tooLarge, res.rec)
 		}
 	}
-	if perr != nil {
+	if aborted.err != nil {
 		actx, acancel := context.WithTimeout(context.Background(), k.opts.DeliveryTimeout)
 		defer acancel()
 		_ = cl.AbortBufferedRecords(actx)
 		if err := cl.EndTransaction(actx, kgo.TryAbort); err != nil {
-			return fmt.Errorf("%w (and aborting: %v)", perr, err)
+			return fmt.Errorf("%w (and aborting: %v)", aborted.err, err)
 		}
-		return perr
+		return aborted
 	}
 	ectx, ecancel := context.WithTimeout(context.Background(), k.opts.DeliveryTimeout)
 	defer ecancel()

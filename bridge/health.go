@@ -45,6 +45,11 @@ type Health struct {
 	// Gaps counts local offsets the link never mirrored because they were
 	// deleted (drop_oldest, DeleteRecords) before it got to them.
 	Gaps int64 `json:"gaps"`
+	// Skipped counts records the link did not mirror because the upstream
+	// refused each of them, on its own, as too large (MESSAGE_TOO_LARGE):
+	// never sendable, they would block their partition for ever. Each is
+	// logged with its offset; they stay in the local log.
+	Skipped int64 `json:"skipped"`
 	// LastError and LastErrorAt are the most recent failure, kept after
 	// recovery so an operator sees what happened.
 	LastError   string            `json:"last_error,omitempty"`
@@ -71,6 +76,7 @@ type PartitionHealth struct {
 	Records          int64     `json:"records"`
 	Bytes            int64     `json:"bytes"`
 	Gaps             int64     `json:"gaps"`
+	Skipped          int64     `json:"skipped"`
 	// Failing is set from a failed attempt until the next acknowledged one.
 	Failing bool `json:"failing"`
 	// Stalled: lag and no progress for StallTimeout.
@@ -149,5 +155,7 @@ func (r *rateMeter) update(now time.Time, records, bytes int64) (recordsPerSec, 
 	if dt < 0.5 {
 		return 0, 0
 	}
-	return float64(records-first.records) / dt, float64(bytes-first.bytes) / dt
+	// The totals drop when a deleted topic's mirror retires: no negative
+	// rates.
+	return max(float64(records-first.records), 0) / dt, max(float64(bytes-first.bytes), 0) / dt
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	spoollog "github.com/spoolmq/spool/log"
@@ -37,7 +36,6 @@ type KafkaLink struct {
 	mu         sync.Mutex
 	mirrors    []*mirror
 	txnTurn    uint64          // transactions begun, for their fill order (eos.go)
-	mirrored   map[string]bool // cursorKey of every mirror
 	txnBytes   int64           // exactly-once: the bytes a transaction may read
 	connected  bool            // upstream topics checked at least once
 	setupErr   error           // last failure to reach or prepare the upstream
@@ -45,10 +43,16 @@ type KafkaLink struct {
 	upErr      error           // last failed exchange with the upstream (kgo hooks)
 	upErrAt    time.Time       // when upErr happened
 	upOKAt     time.Time       // last successful exchange
+	gone       map[string]bool // destinations producing found missing (recheck)
 	running    bool
 	stop       context.CancelFunc // cancels a running Run
 	stopped    chan struct{}      // closed when a running Run returns
 	closed     bool
+
+	// mirrored is mirrorSet.mirrored; msgLimits the max.message.bytes of
+	// destinations, where known (upstream_topic.go).
+	mirrored  map[string]*spoollog.Partition
+	msgLimits map[string]int64
 }
 
 // NewKafkaLink checks opts, resolves the local topics (they must exist),
@@ -65,7 +69,7 @@ func NewKafkaLink(opts KafkaLinkOptions) (*KafkaLink, error) {
 		lg:       opts.Logger.With("link", opts.Name),
 		limit:    newLimiter(opts.BandwidthBytesPerSec),
 		added:    make(chan struct{}, 1),
-		mirrored: map[string]bool{},
+		mirrored: map[string]*spoollog.Partition{},
 	}
 	seen := make(map[string]bool)
 	for _, name := range opts.Topics {
@@ -89,21 +93,28 @@ func NewKafkaLink(opts KafkaLinkOptions) (*KafkaLink, error) {
 // the topics already mirrored; what is mirrored already is left alone. A
 // running link starts the new mirrors at once (creating their upstream
 // topics first). It returns how many partitions were added.
+//
+// A topic deleted and created again under the same name while the link
+// runs is a new topic: AddTopics mirrors it from its log start (edge's
+// discovery offers every configured topic again periodically).
 func (k *KafkaLink) AddTopics(names ...string) (int, error) {
-	set := mirrorSet[*mirror]{mu: &k.mu, mirrors: &k.mirrors, mirrored: k.mirrored, added: k.added}
-	return set.add(k.opts.Log, k.opts.Name, names,
+	return k.set().add(k.opts.Log, k.opts.Name, names,
 		func(topic string, _ int32) error {
 			_, err := destination(k.opts.Destination, k.opts.Site, topic)
 			return err
 		},
-		func(p *spoollog.Partition, topic string) (*mirror, error) {
+		func(p *spoollog.Partition, topic string, fresh bool) (*mirror, error) {
 			dest, _ := destination(k.opts.Destination, k.opts.Site, topic) // checked
-			m, err := newMirror(k, p, topic, dest)
+			m, err := newMirror(k, p, topic, dest, fresh)
 			if err == nil {
 				m.markStart()
 			}
 			return m, err
 		})
+}
+
+func (k *KafkaLink) set() mirrorSet[*mirror] {
+	return mirrorSet[*mirror]{mu: &k.mu, mirrors: &k.mirrors, mirrored: k.mirrored, added: k.added}
 }
 
 // mirrorList is the mirrors now.
@@ -263,7 +274,7 @@ func (k *KafkaLink) clientOpts() []kgo.Opt {
 func (k *KafkaLink) setup(ctx context.Context, cl *kgo.Client) bool {
 	bo := backoff{min: k.opts.BackoffMin, max: k.opts.BackoffMax}
 	for {
-		notReady, err := k.ensureTopics(ctx, kadm.NewClient(cl))
+		notReady, err := k.ensureTopics(ctx, cl)
 		k.mu.Lock()
 		switch {
 		case err == nil && notReady == nil:
@@ -293,11 +304,14 @@ func (k *KafkaLink) setup(ctx context.Context, cl *kgo.Client) bool {
 }
 
 // ensureTopics creates missing destination topics with the local partition
-// count and, for keep, refuses an upstream topic with fewer partitions than
-// the local one: records of the missing partitions would have nowhere to go.
-// It marks ready the mirrors whose destination passed; notReady joins the
-// destinations' own failures, err is a failure to ask at all.
-func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) (notReady, err error) {
+// count and, for keep, grows an upstream topic the link created itself that
+// has fewer partitions than the local one (partitions were added locally),
+// and refuses one someone else created: records of the missing partitions
+// would have nowhere to go. It marks ready the mirrors whose destination
+// passed; notReady joins the destinations' own failures, err is a failure
+// to ask at all.
+func (k *KafkaLink) ensureTopics(ctx context.Context, cl *kgo.Client) (notReady, err error) {
+	adm := kadm.NewClient(cl)
 	want := make(map[string]int32) // destination -> local partitions
 	checked := k.mirrorList()
 	for _, m := range checked {
@@ -318,7 +332,7 @@ func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) (notRead
 	}
 	failed := map[string]error{}
 	for _, d := range names {
-		if err := k.ensureTopic(ctx, adm, d, want[d], details); err != nil {
+		if err := k.ensureTopic(ctx, cl, adm, d, want[d], details); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -348,6 +362,23 @@ func (k *KafkaLink) ensureTopics(ctx context.Context, adm *kadm.Client) (notRead
 	return errors.Join(errs...), nil
 }
 
+// recheck has setup check m's upstream topic again: producing found it
+// missing (deleted upstream while the link ran), and setup creates it
+// again. m goes on retrying meanwhile.
+func (k *KafkaLink) recheck(m *mirror) {
+	k.mu.Lock()
+	m.ready = false
+	if k.gone == nil {
+		k.gone = map[string]bool{}
+	}
+	k.gone[m.dest] = true
+	k.mu.Unlock()
+	select {
+	case k.added <- struct{}{}:
+	default:
+	}
+}
+
 // anyUnready reports whether some mirror still waits for its upstream
 // topic to be checked.
 func (k *KafkaLink) anyUnready() bool {
@@ -359,39 +390,6 @@ func (k *KafkaLink) anyUnready() bool {
 		}
 	}
 	return false
-}
-
-// ensureTopic creates or checks one destination topic.
-func (k *KafkaLink) ensureTopic(ctx context.Context, adm *kadm.Client, d string, partitions int32, details kadm.TopicDetails) error {
-	td, ok := details[d]
-	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
-		resp, err := adm.CreateTopic(ctx, partitions, -1, nil, d)
-		if err == nil {
-			err = resp.Err
-		}
-		switch {
-		case err == nil:
-			k.lg.Info("created upstream topic", "topic", d, "partitions", partitions)
-			return nil
-		case !errors.Is(err, kerr.TopicAlreadyExists):
-			return fmt.Errorf("create upstream topic %s: %w", d, err)
-		}
-		// Created meanwhile by someone else: check it as it is.
-		again, err := adm.ListTopics(ctx, d)
-		if err != nil {
-			return fmt.Errorf("list upstream topics: %w", err)
-		}
-		if td, ok = again[d]; !ok {
-			return fmt.Errorf("upstream topic %s: exists but is not listed", d)
-		}
-	}
-	if td.Err != nil {
-		return fmt.Errorf("upstream topic %s: %w", d, td.Err)
-	}
-	if n := int32(len(td.Partitions)); k.opts.Partitioning == PartitionKeep && n < partitions {
-		return fmt.Errorf("upstream topic %s has %d partitions, partitioning keep needs %d", d, n, partitions)
-	}
-	return nil
 }
 
 // sleep waits d or until ctx ends; false when ctx ended.

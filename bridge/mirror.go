@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	spoollog "github.com/spoolmq/spool/log"
@@ -30,20 +31,29 @@ type mirror struct {
 	link     *KafkaLink
 	priority int  // of its topic, for the bandwidth limit
 	ready    bool // its upstream topic was checked (KafkaLink.mu)
+	// roundBytes bounds the records of one round (wireSize), learned
+	// from MESSAGE_TOO_LARGE; 0 until then. Owned by the goroutine that
+	// mirrors the partition.
+	roundBytes int64
+	// refused is, on an exactly-once link, the offset+1 of a record the
+	// upstream refused on its own as too large, for the next transaction
+	// to skip, and refusedErr why; 0 when none. Owned by the session.
+	refused    int64
+	refusedErr error
 
 	// originTopic and originPartition are the header values every record
 	// of this partition carries; built once.
 	originTopic, originPartition []byte
 }
 
-func newMirror(k *KafkaLink, p *spoollog.Partition, topic, dest string) (*mirror, error) {
+func newMirror(k *KafkaLink, p *spoollog.Partition, topic, dest string, fresh bool) (*mirror, error) {
 	m := &mirror{
 		link:            k,
 		priority:        k.opts.Priorities[topic],
 		originTopic:     []byte(topic),
 		originPartition: []byte(strconv.FormatInt(int64(p.ID()), 10)),
 	}
-	if err := m.init(k.opts.Log.Meta(), k.ns, p, topic, dest, k.lg); err != nil {
+	if err := m.init(k.opts.Log.Meta(), k.ns, p, topic, dest, k.lg, fresh); err != nil {
 		return nil, fmt.Errorf("bridge link %s: %w", k.opts.Name, err)
 	}
 	return m, nil
@@ -64,8 +74,16 @@ func (m *mirror) run(ctx context.Context, cl *kgo.Client) {
 			// Stopping: Run closed the client under records still in
 			// flight. Their cursor is stored; this is no failure.
 			m.lg.Info("stopped with records unacknowledged; they will be resent", "cursor", m.getCursor(), "err", err)
+		case errors.Is(err, spoollog.ErrClosed) && m.deleted(o.Log):
+			// The topic was deleted: nothing is left to mirror, and
+			// AddTopics mirrors a topic created again under its name.
+			m.link.set().retire(m)
+			return
 		case err != nil:
 			m.fail(err)
+			if upstreamTopicGone(err) {
+				m.link.recheck(m)
+			}
 			wait := bo.next()
 			m.lg.Warn("mirroring failed", "err", err, "retry_in", wait)
 			sleep(ctx, wait)
@@ -111,6 +129,7 @@ func (m *mirror) round(ctx context.Context, cl *kgo.Client) (<-chan struct{}, er
 		// Never expected from Read; failing (with backoff) beats spinning.
 		return nil, fmt.Errorf("read local log at %d: %d bytes but no whole batch", cursor, len(data))
 	}
+	recs, sizes, end = m.fit(recs, sizes, end)
 	var total int64
 	for _, sz := range sizes {
 		total += sz
@@ -134,10 +153,79 @@ func (m *mirror) round(ctx context.Context, cl *kgo.Client) (<-chan struct{}, er
 	if err := m.advance(next, n, b, perr == nil || next > cursor); err != nil {
 		return nil, err
 	}
+	if errors.Is(perr, kerr.MessageTooLarge) {
+		return nil, m.tooLarge(recs, next, perr)
+	}
 	if perr != nil {
 		return nil, fmt.Errorf("upstream %s: %w", m.dest, perr)
 	}
 	return nil, nil
+}
+
+// Sizes of the record batch format, for staying below max.message.bytes
+// (without compression, which only makes a batch smaller).
+const (
+	batchOverhead  = 61 // RecordBatch header
+	recordOverhead = 32 // a record's varints, at most
+)
+
+// wireSize is what r takes in a record batch, at most.
+func wireSize(r *kgo.Record) int64 {
+	n := int64(recordOverhead + len(r.Key) + len(r.Value))
+	for _, h := range r.Headers {
+		n += int64(len(h.Key)+len(h.Value)) + 10
+	}
+	return n
+}
+
+// fit cuts a round down to what one upstream batch may carry: one round in
+// flight per partition makes its records one batch (or several), and a
+// batch over the destination's max.message.bytes is refused whole. It keeps
+// at least one record; end becomes the offset of the first one cut.
+func (m *mirror) fit(recs []pending, sizes []int64, end int64) ([]pending, []int64, int64) {
+	limit := m.roundBytes
+	if ml := m.link.messageLimit(m.dest) - batchOverhead; ml > 0 && (limit == 0 || ml < limit) {
+		limit = ml
+	}
+	if limit <= 0 {
+		return recs, sizes, end
+	}
+	var total int64
+	for i, r := range recs {
+		total += wireSize(r.rec)
+		if i > 0 && total > limit {
+			return recs[:i], sizes[:i], r.offset
+		}
+	}
+	return recs, sizes, end
+}
+
+// tooLarge handles MESSAGE_TOO_LARGE on the records of a round from
+// failedAt: several are retried at once, in rounds half the size; one
+// refused on its own can never go upstream, and is skipped, counted and
+// logged rather than blocking its partition for ever.
+func (m *mirror) tooLarge(recs []pending, failedAt int64, err error) error {
+	var rest int64
+	n := 0
+	for _, r := range recs {
+		if r.offset >= failedAt {
+			rest += wireSize(r.rec)
+			n++
+		}
+	}
+	if n > 1 {
+		m.roundBytes = max(rest/2, 1)
+		m.lg.Warn("upstream refused a batch as too large; sending smaller ones", "round_bytes", m.roundBytes, "err", err)
+		return nil
+	}
+	return m.skipTooLarge(failedAt, fmt.Errorf("upstream %s: %w", m.dest, err))
+}
+
+// upstreamTopicGone reports whether a produce error says the upstream topic
+// does not exist (by name, or by the id of the topic it was before it was
+// deleted and perhaps created again).
+func upstreamTopicGone(err error) bool {
+	return errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID)
 }
 
 // pending is one record on its way upstream.

@@ -43,9 +43,8 @@ type MQTTLink struct {
 	// mu guards the fields below.
 	mu        sync.Mutex
 	mirrors   []*mqttMirror
-	mirrored  map[string]bool // cursorKey of every mirror
-	connected bool            // a connection is up now
-	ever      bool            // a connection was up at least once
+	connected bool // a connection is up now
+	ever      bool // a connection was up at least once
 	upErr     error
 	upErrAt   time.Time
 	upOKAt    time.Time
@@ -53,6 +52,7 @@ type MQTTLink struct {
 	stop      context.CancelFunc
 	stopped   chan struct{}
 	closed    bool
+	mirrored  map[string]*spoollog.Partition // mirrorSet.mirrored
 }
 
 // MQTTEnvelope is the payload of a message when MQTTLinkOptions.Envelope
@@ -83,7 +83,7 @@ func NewMQTTLink(opts MQTTLinkOptions) (*MQTTLink, error) {
 		return nil, err
 	}
 	l := &MQTTLink{opts: opts, ns: cursorNamespace(opts.Name), lg: opts.Logger.With("link", opts.Name),
-		added: make(chan struct{}, 1), mirrored: map[string]bool{}}
+		added: make(chan struct{}, 1), mirrored: map[string]*spoollog.Partition{}}
 	seen := make(map[string]bool)
 	for _, name := range opts.Topics {
 		if seen[name] {
@@ -105,15 +105,23 @@ func NewMQTTLink(opts MQTTLinkOptions) (*MQTTLink, error) {
 // AddTopics starts mirroring more local topics, and partitions added to
 // the topics already mirrored; a connected link starts them at once. It
 // returns how many partitions were added.
+//
+// A topic deleted and created again under the same name while the link
+// runs is mirrored from its new log start.
 func (l *MQTTLink) AddTopics(names ...string) (int, error) {
-	set := mirrorSet[*mqttMirror]{mu: &l.mu, mirrors: &l.mirrors, mirrored: l.mirrored, added: l.added}
-	return set.add(l.opts.Log, l.opts.Name, names,
+	return l.set().add(l.opts.Log, l.opts.Name, names,
 		func(topic string, p int32) error {
 			// Checked with a sample key so a bad template fails here.
 			_, err := mqttTopic(l.opts.Topic, l.opts.Site, topic, p, []byte("k"))
 			return err
 		},
-		func(p *spoollog.Partition, topic string) (*mqttMirror, error) { return newMQTTMirror(l, p, topic) })
+		func(p *spoollog.Partition, topic string, fresh bool) (*mqttMirror, error) {
+			return newMQTTMirror(l, p, topic, fresh)
+		})
+}
+
+func (l *MQTTLink) set() mirrorSet[*mqttMirror] {
+	return mirrorSet[*mqttMirror]{mu: &l.mu, mirrors: &l.mirrors, mirrored: l.mirrored, added: l.added}
 }
 
 func (l *MQTTLink) mirrorList() []*mqttMirror {
@@ -360,12 +368,12 @@ type mqttMirror struct {
 	link *MQTTLink
 }
 
-func newMQTTMirror(l *MQTTLink, p *spoollog.Partition, topic string) (*mqttMirror, error) {
+func newMQTTMirror(l *MQTTLink, p *spoollog.Partition, topic string, fresh bool) (*mqttMirror, error) {
 	// The destination is the template expanded but for {key}.
 	dest := strings.NewReplacer("{site}", l.opts.Site, "{topic}", topic,
 		"{partition}", fmt.Sprint(p.ID())).Replace(l.opts.Topic)
 	m := &mqttMirror{link: l}
-	if err := m.init(l.opts.Log.Meta(), l.ns, p, topic, dest, l.lg); err != nil {
+	if err := m.init(l.opts.Log.Meta(), l.ns, p, topic, dest, l.lg, fresh); err != nil {
 		return nil, fmt.Errorf("bridge link %s: %w", l.opts.Name, err)
 	}
 	return m, nil
@@ -380,6 +388,12 @@ func (m *mqttMirror) run(ctx, conn context.Context, cl publisher) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				m.lg.Info("stopped with messages unacknowledged; they will be resent", "cursor", m.getCursor(), "err", err)
+				return nil
+			}
+			if errors.Is(err, spoollog.ErrClosed) && m.deleted(m.link.opts.Log) {
+				// The topic was deleted: retiring, not dropping the
+				// connection the other partitions use.
+				m.link.set().retire(m)
 				return nil
 			}
 			if conn.Err() == nil || !errors.Is(err, errConnEnded) {

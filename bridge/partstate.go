@@ -19,12 +19,16 @@ type partState struct {
 	ns, key     string // cursor namespace (also the pin's name) and key
 	topic, dest string // local topic, upstream destination
 	lg          *slog.Logger
+	// fresh: the partition replaces a deleted one of the same name, whose
+	// cursors (here and, exactly-once, upstream) are not this one's.
+	fresh bool
 
 	mu         sync.Mutex
 	cursor     int64 // next offset to mirror; all below are acknowledged
 	records    int64
 	bytes      int64
 	gaps       int64
+	skipped    int64     // records the upstream refused as too large on their own
 	progressAt time.Time // last ack, or when a wait for new data began or ended
 	waiting    bool      // waits for new data (Notify): never stalled
 	failing    bool      // an attempt failed and none succeeded since
@@ -32,16 +36,19 @@ type partState struct {
 	lastErrAt  time.Time
 }
 
-// initPartState loads the stored cursor (a partition never mirrored starts
-// at its log start) and pins retention at it.
-func (s *partState) init(meta *spoollog.Meta, ns string, p *spoollog.Partition, topic, dest string, lg *slog.Logger) error {
+// init loads the stored cursor (a partition never mirrored starts at its
+// log start) and pins retention at it. fresh says p replaces a partition of
+// the same name deleted while the link ran: the stored cursor is the old
+// one's, and p is mirrored from its start.
+func (s *partState) init(meta *spoollog.Meta, ns string, p *spoollog.Partition, topic, dest string, lg *slog.Logger, fresh bool) error {
 	*s = partState{p: p, meta: meta, ns: ns, key: cursorKey(topic, p.ID()), topic: topic, dest: dest,
-		lg: lg.With("topic", topic, "partition", p.ID())}
+		lg: lg.With("topic", topic, "partition", p.ID()), fresh: fresh}
 	c, err := loadCursor(meta, ns, s.key)
 	if err != nil {
 		return err
 	}
-	if c < 0 {
+	stored := c >= 0 && !fresh
+	if !stored {
 		c = p.LogStartOffset()
 	}
 	if hw := p.HighWatermark(); c > hw {
@@ -49,10 +56,26 @@ func (s *partState) init(meta *spoollog.Meta, ns string, p *spoollog.Partition, 
 		// and created again, or the data directory replaced. Resuming
 		// there would skip records never mirrored.
 		s.lg.Warn("stored cursor is past the partition's end; mirroring from its start", "cursor", c, "high_watermark", hw)
-		c = p.LogStartOffset()
+		c, stored = p.LogStartOffset(), false
+	}
+	if !stored {
+		// Stored before pinning, even if it never advances: a link that
+		// restarts without a cursor would start at the log start of
+		// then, and records deleted meanwhile would be lost uncounted.
+		if err := s.storeCursor(c); err != nil {
+			return err
+		}
 	}
 	s.cursor = c
 	p.Pin(ns, c)
+	return nil
+}
+
+// storeCursor writes c as the partition's stored cursor.
+func (s *partState) storeCursor(c int64) error {
+	if err := s.meta.PutCursor(s.ns, s.key, encodeCursor(c)); err != nil {
+		return fmt.Errorf("store cursor %d of %s: %w", c, s.key, err)
+	}
 	return nil
 }
 
@@ -95,6 +118,21 @@ func (s *partState) skipGap(cursor, start int64) error {
 	s.gaps += start - cursor
 	s.mu.Unlock()
 	return s.advance(start, 0, 0, false)
+}
+
+// skipTooLarge moves the cursor past the record at offset, which the
+// upstream refused on its own as too large (err): it can never go
+// upstream, and retrying it would block every record after it. The record
+// is counted in Skipped, logged, and named in LastError; it stays in the
+// local log.
+func (s *partState) skipTooLarge(offset int64, err error) error {
+	err = fmt.Errorf("offset %d skipped, too large for the upstream on its own: %w", offset, err)
+	s.lg.Error("record not mirrored: the upstream refuses it as too large", "offset", offset, "err", err)
+	s.mu.Lock()
+	s.skipped++
+	s.lastErr, s.lastErrAt = err, time.Now()
+	s.mu.Unlock()
+	return s.advance(offset+1, 0, 0, true)
 }
 
 // setWaiting marks the wait for new data. Waiting is not a stall: the
@@ -147,7 +185,7 @@ func (s *partState) health(now time.Time, stall time.Duration) PartitionHealth {
 	ph := PartitionHealth{
 		Topic: s.topic, Partition: s.p.ID(), Destination: s.dest,
 		Cursor: s.cursor, HighWatermark: hw, Lag: max(hw-s.cursor, 0), LagBytes: lagBytes, OldestUnmirrored: oldest,
-		Records: s.records, Bytes: s.bytes, Gaps: s.gaps,
+		Records: s.records, Bytes: s.bytes, Gaps: s.gaps, Skipped: s.skipped,
 		Failing: s.failing, LastProgress: s.progressAt, LastErrorAt: s.lastErrAt,
 	}
 	if s.lastErr != nil {
@@ -179,6 +217,7 @@ func sumPartitions(name string, parts []*partState, now time.Time, stall time.Du
 		h.Records += ph.Records
 		h.Bytes += ph.Bytes
 		h.Gaps += ph.Gaps
+		h.Skipped += ph.Skipped
 		if ph.LastErrorAt.After(h.LastErrorAt) {
 			h.LastError, h.LastErrorAt = ph.LastError, ph.LastErrorAt
 		}

@@ -34,6 +34,7 @@ func registerBridgeMetrics(reg *metrics.Registry, ls *links) {
 				e.Counter("spool_bridge_mirrored_records_total", "Records acknowledged upstream.", float64(p.Records), tp...)
 				e.Counter("spool_bridge_mirrored_bytes_total", "Key and value bytes acknowledged upstream.", float64(p.Bytes), tp...)
 				e.Counter("spool_bridge_gap_records_total", "Offsets deleted locally (drop_oldest, DeleteRecords) before they were mirrored.", float64(p.Gaps), tp...)
+				e.Counter("spool_bridge_skipped_records_total", "Records the upstream refused on their own as too large (MESSAGE_TOO_LARGE): skipped, logged, kept in the local log.", float64(p.Skipped), tp...)
 			}
 		}
 	}))

@@ -42,6 +42,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			Records     int64     `json:"records"`
 			Bytes       int64     `json:"bytes"`
 			Gaps        int64     `json:"gaps"`
+			Skipped     int64     `json:"skipped"`
 			LastError   string    `json:"last_error"`
 			LastErrorAt time.Time `json:"last_error_at"`
 			Partitions  []struct {
@@ -52,6 +53,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				HW          int64  `json:"high_watermark"`
 				Lag         int64  `json:"lag"`
 				Gaps        int64  `json:"gaps"`
+				Skipped     int64  `json:"skipped"`
 				Stalled     bool   `json:"stalled"`
 			} `json:"partitions"`
 		} `json:"links"`
@@ -77,8 +79,8 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 	for _, l := range st.Links {
-		fmt.Fprintf(stdout, "link %s: %s, lag %d records (%s), mirrored %d records (%d bytes), gaps %d, %.0f records/s (%s/s)\n",
-			l.Link, l.State, l.Lag, byteSize(l.LagBytes), l.Records, l.Bytes, l.Gaps, l.RecPerSec, byteSize(int64(l.BytesPerSec)))
+		fmt.Fprintf(stdout, "link %s: %s, lag %d records (%s), mirrored %d records (%d bytes), gaps %d, skipped %d (too large upstream), %.0f records/s (%s/s)\n",
+			l.Link, l.State, l.Lag, byteSize(l.LagBytes), l.Records, l.Bytes, l.Gaps, l.Skipped, l.RecPerSec, byteSize(int64(l.BytesPerSec)))
 		if !l.Oldest.IsZero() {
 			fmt.Fprintf(stdout, "  oldest unmirrored record: %s (%s ago)\n", l.Oldest.Format(time.RFC3339), time.Since(l.Oldest).Round(time.Second))
 		}
@@ -86,9 +88,9 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stdout, "  last error (%s): %s\n", l.LastErrorAt.Format(time.RFC3339), l.LastError)
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "  TOPIC\tPARTITION\tDESTINATION\tCURSOR\tEND\tLAG\tGAPS\tSTALLED")
+		fmt.Fprintln(tw, "  TOPIC\tPARTITION\tDESTINATION\tCURSOR\tEND\tLAG\tGAPS\tSKIPPED\tSTALLED")
 		for _, p := range l.Partitions {
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%d\t%d\t%d\t%v\n", p.Topic, p.Partition, p.Destination, p.Cursor, p.HW, p.Lag, p.Gaps, p.Stalled)
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%v\n", p.Topic, p.Partition, p.Destination, p.Cursor, p.HW, p.Lag, p.Gaps, p.Skipped, p.Stalled)
 		}
 		tw.Flush()
 	}
