@@ -117,6 +117,12 @@ func (s mirrorSet[M]) retire(m M) {
 	var err error
 	if s.mirrored[st.key] == st.p {
 		err = st.meta.DeleteCursor(st.ns, st.key)
+		if err == nil {
+			// A cursor an exactly-once link committed upstream for this
+			// key is the deleted partition's: one created again must not
+			// resume from it, even after a restart (partState.init).
+			err = st.meta.PutCursor(st.ns, freshKey(st.key), []byte{1})
+		}
 	}
 	s.mu.Unlock()
 	st.p.Unpin(st.ns)

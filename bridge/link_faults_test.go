@@ -148,7 +148,7 @@ func TestTopicRecreatedWhileRunning(t *testing.T) {
 	appendBatch(t, p, 5, spoollog.CodecNone)
 	n, err := k.AddTopics("t")
 	t.Logf("AddTopics after re-creation: %d partitions, %v", n, err)
-	if !reviewWait(5*time.Second, func() bool {
+	if !waitUntil(5*time.Second, func() bool {
 		up := upstreamRecords(t, c.ListenAddrs(), "s.t")["s.t"][0]
 		return len(up) >= 15
 	}) {
@@ -168,14 +168,14 @@ func TestExactlyOnceDeletedTopicDoesNotStopOthers(t *testing.T) {
 	c := newCluster(t)
 	k := eosLink(t, c.ListenAddrs(), l, []string{"gone", "keep"})
 	runStoppable(t, k)
-	waitFor(t, "keep mirrored", func() bool { return reviewPartRecords(k.Health(), "keep") == 5 })
+	waitFor(t, "keep mirrored", func() bool { return partRecords(k.Health(), "keep") == 5 })
 	if err := l.DeleteTopic("gone"); err != nil {
 		t.Fatal(err)
 	}
 	appendBatch(t, partition(t, keep, 0), 5, spoollog.CodecNone)
-	if !reviewWait(5*time.Second, func() bool { return reviewPartRecords(k.Health(), "keep") == 10 }) {
+	if !waitUntil(5*time.Second, func() bool { return partRecords(k.Health(), "keep") == 10 }) {
 		t.Fatalf("topic keep no longer mirrored after topic gone was deleted: %d of 10; last error %q",
-			reviewPartRecords(k.Health(), "keep"), k.Health().LastError)
+			partRecords(k.Health(), "keep"), k.Health().LastError)
 	}
 }
 
@@ -193,12 +193,12 @@ func TestPlainDeletedTopicDoesNotStopOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	runStoppable(t, k)
-	waitFor(t, "keep mirrored", func() bool { return reviewPartRecords(k.Health(), "keep") == 5 })
+	waitFor(t, "keep mirrored", func() bool { return partRecords(k.Health(), "keep") == 5 })
 	if err := l.DeleteTopic("gone"); err != nil {
 		t.Fatal(err)
 	}
 	appendBatch(t, partition(t, keep, 0), 5, spoollog.CodecNone)
-	if !reviewWait(5*time.Second, func() bool { return reviewPartRecords(k.Health(), "keep") == 10 }) {
+	if !waitUntil(5*time.Second, func() bool { return partRecords(k.Health(), "keep") == 10 }) {
 		t.Fatalf("plain: keep not mirrored after gone was deleted")
 	}
 }
@@ -229,8 +229,8 @@ func TestKeepGrowsUpstreamForPartitionsAddedLocally(t *testing.T) {
 	if n, err := k.AddTopics("t"); err != nil || n != 1 {
 		t.Fatalf("AddTopics: %d, %v", n, err)
 	}
-	if !reviewWait(5*time.Second, func() bool { return reviewPartRecords(k.Health(), "t") == 12 }) {
-		t.Fatalf("the added partition never mirrored: %d of 12 records; last error %q", reviewPartRecords(k.Health(), "t"), k.Health().LastError)
+	if !waitUntil(5*time.Second, func() bool { return partRecords(k.Health(), "t") == 12 }) {
+		t.Fatalf("the added partition never mirrored: %d of 12 records; last error %q", partRecords(k.Health(), "t"), k.Health().LastError)
 	}
 }
 
@@ -263,7 +263,7 @@ func TestUpstreamTopicDeletedIsCreatedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendBatch(t, p, 5, spoollog.CodecNone)
-	if !reviewWait(8*time.Second, func() bool { return k.Health().Lag == 0 }) {
+	if !waitUntil(8*time.Second, func() bool { return k.Health().Lag == 0 }) {
 		t.Fatalf("nothing mirrored after the upstream topic was deleted: health lag %d, last error %q", k.Health().Lag, k.Health().LastError)
 	}
 }
@@ -308,7 +308,7 @@ func TestUpstreamBatchTooLargeSentSmaller(t *testing.T) {
 		t.Fatal(err)
 	}
 	runStoppable(t, k)
-	if !reviewWait(5*time.Second, func() bool { return k.Health().Lag == 0 }) {
+	if !waitUntil(5*time.Second, func() bool { return k.Health().Lag == 0 }) {
 		h := k.Health()
 		t.Fatalf("records that each fit upstream never mirrored: cursor %d of %d, last error %q", h.Partitions[0].Cursor, p.HighWatermark(), h.LastError)
 	}
@@ -371,7 +371,7 @@ func TestTopicRecreatedPastOldCursor(t *testing.T) {
 	if n, err := k.AddTopics("t"); err != nil || n != 1 {
 		t.Fatalf("AddTopics after re-creation: %d, %v; want 1", n, err)
 	}
-	if !reviewWait(5*time.Second, func() bool { return len(upstreamRecords(t, c.ListenAddrs(), "s.t")["s.t"][0]) >= 25 }) {
+	if !waitUntil(5*time.Second, func() bool { return len(upstreamRecords(t, c.ListenAddrs(), "s.t")["s.t"][0]) >= 25 }) {
 		t.Fatalf("%d records upstream, want 25 (10 old + 15 new); health %+v", len(upstreamRecords(t, c.ListenAddrs(), "s.t")["s.t"][0]), k.Health())
 	}
 	h := k.Health()
@@ -393,7 +393,7 @@ func TestExactlyOnceTopicRecreatedWhileRunning(t *testing.T) {
 	c := newCluster(t)
 	k := eosLink(t, c.ListenAddrs(), l, []string{"t"})
 	runStoppable(t, k)
-	waitFor(t, "t mirrored", func() bool { return reviewPartRecords(k.Health(), "t") == 10 })
+	waitFor(t, "t mirrored", func() bool { return partRecords(k.Health(), "t") == 10 })
 	if err := l.DeleteTopic("t"); err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func TestExactlyOnceTopicRecreatedWhileRunning(t *testing.T) {
 	if n, err := k.AddTopics("t"); err != nil || n != 1 {
 		t.Fatalf("AddTopics after re-creation: %d, %v; want 1", n, err)
 	}
-	if !reviewWait(5*time.Second, func() bool { h := k.Health(); return h.Lag == 0 && reviewPartRecords(h, "t") == 15 }) {
+	if !waitUntil(5*time.Second, func() bool { h := k.Health(); return h.Lag == 0 && partRecords(h, "t") == 15 }) {
 		t.Fatalf("the re-created topic not mirrored from its start; health %+v", k.Health())
 	}
 }
@@ -513,7 +513,7 @@ func TestUpstreamBatchTooLargeHalved(t *testing.T) {
 		t.Fatal(err)
 	}
 	runStoppable(t, k)
-	if !reviewWait(5*time.Second, func() bool { return k.Health().Lag == 0 }) {
+	if !waitUntil(5*time.Second, func() bool { return k.Health().Lag == 0 }) {
 		t.Fatalf("records that each fit upstream never mirrored; health %+v", k.Health())
 	}
 	if h := k.Health(); h.Records != 100 || h.Skipped != 0 {
@@ -578,10 +578,38 @@ func TestExactlyOnceUpstreamTooLarge(t *testing.T) {
 	hideTopicConfigs(c)
 	k := eosLink(t, c.ListenAddrs(), l, []string{"t"}, kgo.ProducerBatchCompression(kgo.NoCompression()))
 	runStoppable(t, k)
-	if !reviewWait(10*time.Second, func() bool { return k.Health().Lag == 0 }) {
+	if !waitUntil(10*time.Second, func() bool { return k.Health().Lag == 0 }) {
 		t.Fatalf("not mirrored; health %+v", k.Health())
 	}
 	if h := k.Health(); h.Records != 65 || h.Skipped != 1 {
 		t.Fatalf("%d records mirrored, %d skipped; want 65 and 1; health %+v", h.Records, h.Skipped, h)
+	}
+}
+
+// A mirrored topic deleted while an exactly-once link runs, and created
+// again while the link is stopped (a restart): the new link must not resume
+// from the deleted partition's cursor, still committed upstream, which
+// would skip the new partition's first records.
+func TestExactlyOnceTopicRecreatedAcrossRestart(t *testing.T) {
+	l := newTestLog(t, spoollog.Options{})
+	tp := createTopic(t, l, "t", 1, nil)
+	appendBatch(t, partition(t, tp, 0), 10, spoollog.CodecNone)
+	c := newCluster(t)
+	k := eosLink(t, c.ListenAddrs(), l, []string{"t"})
+	stop := runStoppable(t, k)
+	waitFor(t, "t mirrored", func() bool { return partRecords(k.Health(), "t") == 10 })
+	if err := l.DeleteTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted topic's mirror retired", func() bool { return len(k.Health().Partitions) == 0 })
+	if !stop(30 * time.Second) {
+		t.Fatal("the link did not stop")
+	}
+	tp = createTopic(t, l, "t", 1, nil)
+	appendBatch(t, partition(t, tp, 0), 15, spoollog.CodecNone)
+	k2 := eosLink(t, c.ListenAddrs(), l, []string{"t"})
+	runStoppable(t, k2)
+	if !waitUntil(15*time.Second, func() bool { h := k2.Health(); return h.Lag == 0 && partRecords(h, "t") == 15 }) {
+		t.Fatalf("the re-created topic not mirrored from its start after a restart; health %+v", k2.Health())
 	}
 }

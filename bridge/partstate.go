@@ -47,6 +47,18 @@ func (s *partState) init(meta *spoollog.Meta, ns string, p *spoollog.Partition, 
 	if err != nil {
 		return err
 	}
+	// A replaced partition stays fresh across restarts until it made
+	// progress: an exactly-once link would otherwise resume from the
+	// deleted partition's cursor still committed upstream, and skip.
+	if _, marked, err := meta.GetCursor(ns, freshKey(s.key)); err != nil {
+		return err
+	} else if marked {
+		s.fresh = true
+	} else if fresh {
+		if err := meta.PutCursor(ns, freshKey(s.key), []byte{1}); err != nil {
+			return fmt.Errorf("mark %s as a new partition: %w", s.key, err)
+		}
+	}
 	stored := c >= 0 && !fresh
 	if !stored {
 		c = p.LogStartOffset()
@@ -71,6 +83,11 @@ func (s *partState) init(meta *spoollog.Meta, ns string, p *spoollog.Partition, 
 	return nil
 }
 
+// freshKey marks a partition that replaced a deleted one of the same name
+// and has not made progress yet (":" is not in topic names, so it cannot
+// be another partition's cursor key).
+func freshKey(key string) string { return "fresh:" + key }
+
 // storeCursor writes c as the partition's stored cursor.
 func (s *partState) storeCursor(c int64) error {
 	if err := s.meta.PutCursor(s.ns, s.key, encodeCursor(c)); err != nil {
@@ -89,6 +106,12 @@ func (s *partState) advance(next, records, bytes int64, progressed bool) error {
 		// On a store error the in-memory cursor still advances: the
 		// records were acknowledged, and a restart resends them.
 		s.p.Pin(s.ns, next)
+	}
+	if s.fresh && progressed && err == nil {
+		// Its own cursor is stored (upstream too, exactly-once).
+		if derr := s.meta.DeleteCursor(s.ns, freshKey(s.key)); derr == nil {
+			s.fresh = false
+		}
 	}
 	now := time.Now()
 	s.mu.Lock()

@@ -8,8 +8,8 @@ import (
 	spoollog "github.com/spoolmq/spool/log"
 )
 
-// reviewWait polls cond for up to d; false when it never held.
-func reviewWait(d time.Duration, cond func() bool) bool {
+// waitUntil polls cond for up to d; false when it never held.
+func waitUntil(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -20,7 +20,7 @@ func reviewWait(d time.Duration, cond func() bool) bool {
 	return true
 }
 
-func reviewPartRecords(h Health, topic string) int64 {
+func partRecords(h Health, topic string) int64 {
 	var n int64
 	for _, p := range h.Partitions {
 		if p.Topic == topic {
@@ -47,7 +47,7 @@ func TestKeepNotReadyHoldsOnlyItselfAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	runLink(t, k)
-	if !reviewWait(5*time.Second, func() bool { return reviewPartRecords(k.Health(), "a") == 10 }) {
+	if !waitUntil(5*time.Second, func() bool { return partRecords(k.Health(), "a") == 10 }) {
 		t.Fatalf("topic a never mirrored while b waits for its upstream partitions; health %+v", k.Health())
 	}
 }
@@ -78,7 +78,7 @@ func TestKeepNotReadyHoldsOnlyItselfLater(t *testing.T) {
 	if _, err := k.AddTopics("later"); err != nil {
 		t.Fatal(err)
 	}
-	if !reviewWait(5*time.Second, func() bool { return reviewPartRecords(k.Health(), "later") == 7 }) {
+	if !waitUntil(5*time.Second, func() bool { return partRecords(k.Health(), "later") == 7 }) {
 		t.Fatalf("topic added after a not-ready one never mirrored; health %+v", k.Health())
 	}
 }
@@ -104,7 +104,7 @@ func TestExactlyOnceNotReadyHoldsOnlyItselfLater(t *testing.T) {
 	if _, err := k.AddTopics("later"); err != nil {
 		t.Fatal(err)
 	}
-	if !reviewWait(5*time.Second, func() bool { return reviewPartRecords(k.Health(), "later") == 7 }) {
+	if !waitUntil(5*time.Second, func() bool { return partRecords(k.Health(), "later") == 7 }) {
 		t.Fatalf("topic added after a not-ready one never mirrored; health %+v", k.Health())
 	}
 }
@@ -139,12 +139,12 @@ func TestExactlyOncePriorityGoesFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	runLink(t, k)
-	waitFor(t, "the backlog draining", func() bool { return reviewPartRecords(k.Health(), "bulk") > 0 })
+	waitFor(t, "the backlog draining", func() bool { return partRecords(k.Health(), "bulk") > 0 })
 	appendBatch(t, partition(t, alarm, 0), 1, spoollog.CodecNone)
 	start := time.Now()
-	if !reviewWait(4*time.Second, func() bool { return reviewPartRecords(k.Health(), "alarm") == 1 }) {
+	if !waitUntil(4*time.Second, func() bool { return partRecords(k.Health(), "alarm") == 1 }) {
 		h := k.Health()
 		t.Fatalf("the alarm waited %v behind the low-priority backlog (bulk mirrored %d of %d)",
-			time.Since(start).Round(time.Millisecond), reviewPartRecords(h, "bulk"), bp.HighWatermark())
+			time.Since(start).Round(time.Millisecond), partRecords(h, "bulk"), bp.HighWatermark())
 	}
 }
