@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -350,7 +351,19 @@ func startMosquitto(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mq.Process.Kill(); mq.Wait() })
-	return port
+	// mosquitto binds its listener after it starts: wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
+		if err == nil {
+			c.Close()
+			return port
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto does not listen on %s: %v", port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestMQTTDownstreamCommandReachesDevice: a command published on the
