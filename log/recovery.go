@@ -51,17 +51,8 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 		idx, tidx = nil, nil
 	}
 
-	// Find the last index entry that still points at the batch it names.
 	r := batchReader{f: s.f, limit: fileSize}
-	start, next := int64(0), base
-	for len(idx) > 0 {
-		e := idx[len(idx)-1]
-		if h, _, err := r.batch(int64(e.pos)); err == nil && h.BaseOffset == base+int64(e.rel) {
-			start, next = int64(e.pos), h.BaseOffset
-			break
-		}
-		idx = idx[:len(idx)-1]
-	}
+	idx, start, next := lastValidEntry(&r, idx, base)
 	// The two indexes are written one after the other and never synced
 	// while active: after a power loss the time index may end earlier than
 	// the offset index. The scan then starts at the last time entry, or a
@@ -73,15 +64,7 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 		for len(idx) > 0 && idx[len(idx)-1].rel > last {
 			idx = idx[:len(idx)-1]
 		}
-		start, next = 0, base
-		for len(idx) > 0 {
-			e := idx[len(idx)-1]
-			if h, _, err := r.batch(int64(e.pos)); err == nil && h.BaseOffset == base+int64(e.rel) {
-				start, next = int64(e.pos), h.BaseOffset
-				break
-			}
-			idx = idx[:len(idx)-1]
-		}
+		idx, start, next = lastValidEntry(&r, idx, base)
 	}
 	// Time entries at or past the scan start are rebuilt by the scan.
 	startRel := uint32(next - base)
@@ -188,4 +171,18 @@ func zeroFrom(r *batchReader, pos, end int64) bool {
 		pos += int64(n)
 	}
 	return true
+}
+
+// lastValidEntry drops the offset index entries at the end that do not
+// point at the batch they name, and returns the rest with the position and
+// offset of the last one (the start of the segment when none is left).
+func lastValidEntry(r *batchReader, idx []offsetEntry, base int64) ([]offsetEntry, int64, int64) {
+	for len(idx) > 0 {
+		e := idx[len(idx)-1]
+		if h, _, err := r.batch(int64(e.pos)); err == nil && h.BaseOffset == base+int64(e.rel) {
+			return idx, int64(e.pos), h.BaseOffset
+		}
+		idx = idx[:len(idx)-1]
+	}
+	return idx, 0, base
 }
