@@ -33,7 +33,9 @@ type authHook struct {
 	// sessionUser reports the user a client id's session (connected, or
 	// kept for a persistent client) belongs to.
 	sessionUser func(clientID string) (user string, ok bool)
-	lg          *slog.Logger
+	// refuse answers a CONNACK with an error code (OnConnect refusals).
+	refuse func(cl *mqtt.Client, code packets.Code)
+	lg     *slog.Logger
 }
 
 func newAuthHook(anonymous bool, ac config.AuthConfig) *authHook {
@@ -47,7 +49,23 @@ func newAuthHook(anonymous bool, ac config.AuthConfig) *authHook {
 func (h *authHook) ID() string { return "spool-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+
+// OnConnect refuses a will its user may not publish, with CONNACK "not
+// authorized" as mosquitto does: mochi publishes a will itself when the
+// connection ends, past every ACL. (It runs before OnConnectAuthenticate;
+// a wrong password is refused there either way.)
+func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if !pk.Connect.WillFlag || h.allowed(cl, pk.Connect.WillTopic, true) {
+		return nil
+	}
+	h.lg.Warn("refusing a connection: its will's topic is not allowed to its user",
+		"client", pk.Connect.ClientIdentifier, "user", string(pk.Connect.Username), "will_topic", pk.Connect.WillTopic)
+	if h.refuse != nil {
+		h.refuse(cl, packets.ErrNotAuthorized)
+	}
+	return packets.ErrNotAuthorized
 }
 
 // OnConnectAuthenticate checks the user, and that the client id's session,

@@ -100,6 +100,9 @@ func New(opts Options) (*Broker, error) {
 		SysTopicResendInterval: math.MaxInt32,
 	})
 	b.inline = b.server.NewClient(nil, mqtt.LocalListener, "spool-log", true)
+	// mochi expires only packets of MQTT 5: what the inline client hands
+	// back keeps its message expiry (retained and queued messages alike).
+	b.inline.Properties.ProtocolVersion = 5
 
 	if err := b.buildRouter(opts); err != nil {
 		return nil, err
@@ -117,7 +120,10 @@ func New(opts Options) (*Broker, error) {
 		}
 		return string(cl.Properties.Username), true
 	}
+	b.auth.refuse = func(cl *mqtt.Client, code packets.Code) { _ = b.server.SendConnack(cl, code, false, nil) }
 	b.sessions = newSessionHook(opts.Log.Meta(), lg)
+	b.sessions.maxExpiry = caps.MaximumSessionExpiryInterval
+	b.sessions.onStarted = b.afterRestore
 	b.subs = newSubscriptionSet()
 	b.sessions.onRestored = func(subs []storage.Subscription) {
 		for _, sub := range subs {

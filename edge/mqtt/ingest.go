@@ -34,6 +34,11 @@ func (h *ingestHook) Provides(b byte) bool {
 // OnPublish (see qos2Arrivals.storedResend); settling it puts the PUBREC
 // back.
 func (h *ingestHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Disconnect && pk.Properties.SessionExpiryIntervalFlag {
+		// mochi caps the session expiry of CONNECT, not of DISCONNECT.
+		pk.Properties.SessionExpiryInterval = min(pk.Properties.SessionExpiryInterval, h.b.sessions.maxExpiry)
+		return pk, nil
+	}
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos != 2 || !pk.FixedHeader.Dup || cl == h.b.inline {
 		return pk, nil
 	}
@@ -81,6 +86,10 @@ func (h *ingestHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 // OnConnect caps the keepalive a client asks for. MQTT 5 clients are told
 // the server keepalive; MQTT 3.1.1 has no way to say it.
 func (h *ingestHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	// No topic aliases towards the client: mochi keeps the alias-only
+	// PUBLISH inflight, and resends it so on a new connection, where the
+	// alias means nothing (a protocol error), or empty after a restart.
+	cl.Properties.Props.TopicAliasMaximum = 0
 	max := h.b.maxKeepalive
 	if cl.Properties.ProtocolVersion == 5 && (cl.State.Keepalive == 0 || cl.State.Keepalive > max) {
 		cl.State.Keepalive = max

@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ const (
 	nsSubs     = "mqtt.subs"     // client id NUL filter → storage.Subscription
 	nsInflight = "mqtt.inflight" // client id NUL packet id → storage.Message
 	nsRetained = "mqtt.retained" // topic → storage.Message
+	// nsLeft: restore.go.
 )
 
 // sessionWriteDelay is how long session changes are gathered before one
@@ -49,12 +51,46 @@ type sessionHook struct {
 	writeErrs atomic.Int64
 	// onRestored is called with the stored subscriptions mochi loads.
 	onRestored func([]storage.Subscription)
+
+	// Restoring (restore.go): loading is true while mochi loads the
+	// stored state (its OnDisconnect calls for restored clients are not
+	// disconnects); expired holds sessions that expired while Spool was
+	// down, not handed to mochi; wills are the delayed wills to arm once
+	// started, by onStarted. maxExpiry is the server's session expiry.
+	loading   bool
+	expired   map[string]bool
+	wills     []restoredWill
+	onStarted func([]restoredWill)
+	maxExpiry uint32
+	// tooLarge counts QoS 1/2 deliveries discarded for exceeding the
+	// subscriber's Maximum Packet Size; owedQuota are the clients whose
+	// send quota mochi took for them, to give back (owed: any).
+	tooLarge  atomic.Int64
+	owedQuota []*mqtt.Client
+	owed      atomic.Bool
+}
+
+// OnPublished gives back the send quota of discarded deliveries, now that
+// mochi has taken it (see OnQosPublish).
+func (h *sessionHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
+	if !h.owed.Load() {
+		return
+	}
+	h.mu.Lock()
+	owed := h.owedQuota
+	h.owedQuota = nil
+	h.owed.Store(false)
+	h.mu.Unlock()
+	for _, c := range owed {
+		c.State.Inflight.IncreaseSendQuota()
+	}
 }
 
 type nsKey struct{ ns, key string }
 
 func newSessionHook(meta *spoollog.Meta, lg *slog.Logger) *sessionHook {
-	return &sessionHook{meta: meta, lg: lg, pending: map[nsKey]*spoollog.CursorChange{}, persisted: map[string]bool{}}
+	return &sessionHook{meta: meta, lg: lg, pending: map[nsKey]*spoollog.CursorChange{}, persisted: map[string]bool{},
+		expired: map[string]bool{}}
 }
 
 func (h *sessionHook) ID() string { return "spool-sessions" }
@@ -63,7 +99,7 @@ func (h *sessionHook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed,
 		mqtt.OnRetainMessage, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped,
-		mqtt.OnClientExpired, mqtt.OnRetainedExpired, mqtt.OnWillSent,
+		mqtt.OnClientExpired, mqtt.OnRetainedExpired, mqtt.OnWillSent, mqtt.OnPacketSent, mqtt.OnStarted, mqtt.OnPublished,
 		mqtt.StoredClients, mqtt.StoredSubscriptions, mqtt.StoredInflightMessages, mqtt.StoredRetainedMessages:
 		return true
 	}
@@ -114,11 +150,12 @@ func (h *sessionHook) purge(client string) {
 	delete(h.persisted, client)
 	prefix := client + "\x00"
 	for k, c := range h.pending {
-		if (k.ns == nsClients && k.key == client) || ((k.ns == nsSubs || k.ns == nsInflight) && strings.HasPrefix(k.key, prefix)) {
+		if ((k.ns == nsClients || k.ns == nsLeft) && k.key == client) || ((k.ns == nsSubs || k.ns == nsInflight) && strings.HasPrefix(k.key, prefix)) {
 			c.Delete, c.Value = true, nil
 		}
 	}
 	h.pending[nsKey{nsClients, client}] = &spoollog.CursorChange{NS: nsClients, Key: client, Delete: true}
+	h.pending[nsKey{nsLeft, client}] = &spoollog.CursorChange{NS: nsLeft, Key: client, Delete: true}
 	h.purges = append(h.purges, client)
 	h.schedule()
 }
@@ -216,6 +253,7 @@ func (h *sessionHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	h.persisted[cl.ID] = true
 	h.mu.Unlock()
 	h.putClient(cl)
+	h.del(nsLeft, cl.ID) // connected again
 }
 
 func (h *sessionHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
@@ -252,9 +290,55 @@ func (h *sessionHook) putClient(cl *mqtt.Client) {
 }
 
 func (h *sessionHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	if expire && cl.StopCause() != packets.ErrSessionTakenOver {
+	switch {
+	case cl.StopCause() == packets.ErrSessionTakenOver:
+	case expire:
 		h.purge(cl.ID)
+	case h.isLoading() || !persistent(cl):
+	default:
+		// A DISCONNECT may have changed the session expiry; the clock
+		// starts now (restore.go).
+		h.putClient(cl)
+		h.noteLeft(cl)
 	}
+}
+
+func (h *sessionHook) isLoading() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.loading
+}
+
+// OnStarted ends the loading of the stored state and arms what it left
+// to do (restore.go).
+func (h *sessionHook) OnStarted() {
+	h.mu.Lock()
+	h.loading = false
+	wills := h.wills
+	h.wills = nil
+	for c := range h.expired {
+		h.persisted[c] = true // so that purge deletes what is stored
+	}
+	expired := h.expired
+	h.expired = map[string]bool{}
+	h.mu.Unlock()
+	for c := range expired {
+		h.lg.Info("MQTT session expired while Spool was stopped", "client", c)
+		h.purge(c)
+	}
+	if h.onStarted != nil {
+		h.onStarted(wills)
+	}
+}
+
+// OnPacketSent keeps the state of an outbound QoS 2 message once its PUBREL
+// is sent: after a restart the PUBREL is resent, not the message again.
+func (h *sessionHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, b []byte) {
+	if pk.FixedHeader.Type != packets.Pubrel || !persistent(cl) {
+		return
+	}
+	k := inflightKey(cl.ID, pk.PacketID)
+	h.put(nsInflight, k, message(storage.InflightKey, k, cl.ID, pk))
 }
 
 func (h *sessionHook) OnClientExpired(cl *mqtt.Client) { h.purge(cl.ID) }
@@ -301,6 +385,19 @@ func (h *sessionHook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int6
 func (h *sessionHook) OnRetainedExpired(topic string) { h.del(nsRetained, topic) }
 
 func (h *sessionHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
+	if pk.FixedHeader.Type == packets.Publish && tooLargeFor(cl, pk) {
+		// Discarded as if sent: out of the inflight. mochi takes one of
+		// the client's send quota after this hook: it is given back once
+		// the publish is done (OnPublished).
+		cl.State.Inflight.Delete(pk.PacketID)
+		h.mu.Lock()
+		h.owedQuota = append(h.owedQuota, cl)
+		h.mu.Unlock()
+		h.owed.Store(true)
+		h.tooLarge.Add(1)
+		h.lg.Debug("a message larger than the subscriber's maximum packet size was not sent", "client", cl.ID, "topic", pk.TopicName)
+		return
+	}
 	if !persistent(cl) {
 		return
 	}
@@ -365,6 +462,10 @@ func load[T any](h *sessionHook, ns string, dec func([]byte) (T, error)) ([]T, e
 func (h *sessionHook) StoredClients() ([]storage.Client, error) {
 	cs, err := load(h, nsClients, func(b []byte) (c storage.Client, err error) { return c, c.UnmarshalBinary(b) })
 	h.mu.Lock()
+	h.loading = true
+	h.mu.Unlock()
+	cs = h.restoreClients(cs)
+	h.mu.Lock()
 	for _, c := range cs {
 		h.persisted[c.ID] = true
 	}
@@ -374,6 +475,7 @@ func (h *sessionHook) StoredClients() ([]storage.Client, error) {
 
 func (h *sessionHook) StoredSubscriptions() ([]storage.Subscription, error) {
 	subs, err := load(h, nsSubs, func(b []byte) (s storage.Subscription, err error) { return s, s.UnmarshalBinary(b) })
+	subs = slices.DeleteFunc(subs, func(s storage.Subscription) bool { return h.expired[s.Client] })
 	if len(subs) > 0 && h.onRestored != nil {
 		h.onRestored(subs)
 	}
@@ -381,7 +483,8 @@ func (h *sessionHook) StoredSubscriptions() ([]storage.Subscription, error) {
 }
 
 func (h *sessionHook) StoredInflightMessages() ([]storage.Message, error) {
-	return load(h, nsInflight, func(b []byte) (m storage.Message, err error) { return m, m.UnmarshalBinary(b) })
+	ms, err := load(h, nsInflight, func(b []byte) (m storage.Message, err error) { return m, m.UnmarshalBinary(b) })
+	return slices.DeleteFunc(ms, func(m storage.Message) bool { return h.expired[m.Client] }), err
 }
 
 func (h *sessionHook) StoredRetainedMessages() ([]storage.Message, error) {

@@ -118,7 +118,7 @@ func (b *Broker) Stats() Stats {
 		SessionWriteErr: b.sessions.writeErrs.Load(),
 		Clients:         atomic.LoadInt64(&b.server.Info.ClientsConnected),
 		DeliveriesDropped: atomic.LoadInt64(&b.server.Info.MessagesDropped) +
-			atomic.LoadInt64(&b.server.Info.InflightDropped),
+			atomic.LoadInt64(&b.server.Info.InflightDropped) + b.sessions.tooLarge.Load(),
 		Retained:        atomic.LoadInt64(&b.server.Info.Retained),
 		Subscriptions:   b.subs.count(),
 		EgressDelivered: b.egressStats.delivered.Load(),
