@@ -23,14 +23,13 @@ func remoteHost(c net.Conn) string {
 func (s *Server) joinGroup(cs *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.JoinGroupRequest)
 	resp, wait := s.groups.join(r, req.version, req.clientID, remoteHost(cs.c))
-	if wait == nil {
-		return resp
-	}
-	select {
-	case resp = <-wait:
-	case <-s.ctx.Done():
-		resp = r.ResponseKind().(*kmsg.JoinGroupResponse)
-		resp.ErrorCode, resp.Generation = kerr.NotCoordinator.Code, -1
+	if wait != nil {
+		select {
+		case resp = <-wait:
+		case <-s.ctx.Done():
+			resp = r.ResponseKind().(*kmsg.JoinGroupResponse)
+			resp.ErrorCode, resp.Generation = kerr.NotCoordinator.Code, -1
+		}
 	}
 	if req.version < 7 {
 		resp.ProtocolType = nil
@@ -87,7 +86,10 @@ func (s *Server) leaveGroup(_ *connState, req *request) kmsg.Response {
 
 // describeGroups lists each group's state and members. A group Spool only
 // knows from committed offsets is Empty; one it does not know at all is
-// Dead, as Kafka answers.
+// Dead, as Kafka answers. The protocol and the members' metadata and
+// assignments are only shown for a Stable group (Kafka's
+// GroupMetadata.summary): during a rebalance they are not settled, and
+// tools read them as the group's current ones.
 func (s *Server) describeGroups(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.DescribeGroupsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeGroupsResponse)
@@ -98,14 +100,21 @@ func (s *Server) describeGroups(_ *connState, req *request) kmsg.Response {
 		v, ok := s.groups.view(id)
 		switch {
 		case ok:
-			dg.State, dg.ProtocolType, dg.Protocol = v.state.String(), v.protocolType, v.protocol
+			stable := v.state == groupStable
+			dg.State, dg.ProtocolType = v.state.String(), v.protocolType
+			if stable {
+				dg.Protocol = v.protocol
+			}
 			for _, m := range v.members {
 				dm := kmsg.NewDescribeGroupsResponseGroupMember()
 				dm.MemberID, dm.ClientID, dm.ClientHost = m.id, m.clientID, m.host
 				if m.instanceID != "" {
 					dm.InstanceID = &m.instanceID
 				}
-				dm.ProtocolMetadata, dm.MemberAssignment = orEmpty(m.metadata), orEmpty(m.assignment)
+				dm.ProtocolMetadata, dm.MemberAssignment = []byte{}, []byte{}
+				if stable {
+					dm.ProtocolMetadata, dm.MemberAssignment = orEmpty(m.metadata), orEmpty(m.assignment)
+				}
 				dg.Members = append(dg.Members, dm)
 			}
 		case slices.Contains(committed, id):
@@ -193,23 +202,22 @@ func (s *Server) deleteGroups(_ *connState, req *request) kmsg.Response {
 
 // offsetDelete removes committed offsets of partitions the group does not
 // consume now (Kafka refuses the others with GROUP_SUBSCRIBED_TO_TOPIC).
+// What a group with members consumes is only known for the "consumer"
+// protocol type: any other is refused whole with NON_EMPTY_GROUP, as Kafka
+// does.
 func (s *Server) offsetDelete(_ *connState, req *request) kmsg.Response {
 	r := req.body.(*kmsg.OffsetDeleteRequest)
 	resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	v, live := s.groups.view(r.Group)
-	if !live && !slices.Contains(s.committedGroups(), r.Group) {
+	switch {
+	case !live && !slices.Contains(s.committedGroups(), r.Group):
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
 		return resp
+	case len(v.members) > 0 && v.protocolType != "consumer":
+		resp.ErrorCode = kerr.NonEmptyGroup.Code
+		return resp
 	}
-	subscribed := map[string]bool{}
-	for _, m := range v.members {
-		var md kmsg.ConsumerMemberMetadata
-		if v.protocolType == "consumer" && md.ReadFrom(m.metadata) == nil {
-			for _, t := range md.Topics {
-				subscribed[t] = true
-			}
-		}
-	}
+	subscribed := v.subscribedTo()
 	var tps []spoollog.TopicPartition
 	for _, rt := range r.Topics {
 		st := kmsg.NewOffsetDeleteResponseTopic()
@@ -217,7 +225,7 @@ func (s *Server) offsetDelete(_ *connState, req *request) kmsg.Response {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetDeleteResponseTopicPartition()
 			sp.Partition = rp.Partition
-			if subscribed[rt.Topic] {
+			if subscribed(rt.Topic) {
 				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			} else {
 				tps = append(tps, spoollog.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})
@@ -233,4 +241,23 @@ func (s *Server) offsetDelete(_ *connState, req *request) kmsg.Response {
 		}
 	}
 	return resp
+}
+
+// subscribedTo reports whether a consumer group's members subscribe to a
+// topic. When their subscriptions cannot be known (no protocol chosen yet
+// in the group's first rebalance, or metadata that does not parse), every
+// topic counts as subscribed, as in Kafka: deleting the offsets a member
+// is about to consume from would move it to its reset offset.
+func (v groupView) subscribedTo() func(topic string) bool {
+	topics := map[string]bool{}
+	for _, m := range v.members {
+		var md kmsg.ConsumerMemberMetadata
+		if v.protocol == "" || md.ReadFrom(m.metadata) != nil {
+			return func(string) bool { return true }
+		}
+		for _, t := range md.Topics {
+			topics[t] = true
+		}
+	}
+	return func(topic string) bool { return topics[topic] }
 }

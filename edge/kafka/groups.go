@@ -8,8 +8,10 @@ package kafka
 // the log's metadata store (offsets.go).
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"sync"
 	"time"
 
@@ -109,111 +111,199 @@ func (co *coordinator) get(id string, create bool) *group {
 	return g
 }
 
-func newMemberID(clientID string) string {
+// newMemberID makes a member id. A static member's starts with its
+// instance id, as Kafka's do: clients that cannot be told they lead the
+// group after a restart (JoinGroup before v9) recognise their own
+// instance in the leader id.
+func newMemberID(clientID, instance string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	if clientID == "" {
-		clientID = "member"
+	prefix := instance
+	if prefix == "" {
+		prefix = clientID
 	}
-	return clientID + "-" + hex.EncodeToString(b[:])
+	if prefix == "" {
+		prefix = "member"
+	}
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+// joinRequest is a JoinGroup with what the coordinator takes from its
+// connection and version.
+type joinRequest struct {
+	r                        *kmsg.JoinGroupRequest
+	version                  int16
+	instance, clientID, host string
+	session, rebalance       time.Duration
 }
 
 // join handles a JoinGroup: it returns the answer at once (errors,
-// MEMBER_ID_REQUIRED) or a channel the answer arrives on when the
-// rebalance completes.
+// MEMBER_ID_REQUIRED, a rejoin that changes nothing) or a channel the
+// answer arrives on when the rebalance completes.
 func (co *coordinator) join(r *kmsg.JoinGroupRequest, version int16, clientID, host string) (*kmsg.JoinGroupResponse, chan *kmsg.JoinGroupResponse) {
-	resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
-	resp.Generation = -1
-	fail := func(code int16) (*kmsg.JoinGroupResponse, chan *kmsg.JoinGroupResponse) {
-		resp.ErrorCode = code
-		return resp, nil
-	}
-	session := time.Duration(r.SessionTimeoutMillis) * time.Millisecond
-	rebalance := session
+	jr := joinRequest{r: r, version: version, clientID: clientID, host: host}
+	jr.session = time.Duration(r.SessionTimeoutMillis) * time.Millisecond
+	jr.rebalance = jr.session
 	if version >= 1 {
-		rebalance = time.Duration(r.RebalanceTimeoutMillis) * time.Millisecond
+		jr.rebalance = time.Duration(r.RebalanceTimeoutMillis) * time.Millisecond
+	}
+	if r.InstanceID != nil {
+		jr.instance = *r.InstanceID
 	}
 	switch {
 	case r.Group == "":
-		return fail(kerr.InvalidGroupID.Code)
-	case session < minSessionTimeout || session > maxSessionTimeout:
-		return fail(kerr.InvalidSessionTimeout.Code)
+		return joinFailure(r, kerr.InvalidGroupID.Code)
+	case jr.session < minSessionTimeout || jr.session > maxSessionTimeout:
+		return joinFailure(r, kerr.InvalidSessionTimeout.Code)
 	case r.ProtocolType == "" || len(r.Protocols) == 0:
-		return fail(kerr.InconsistentGroupProtocol.Code)
+		return joinFailure(r, kerr.InconsistentGroupProtocol.Code)
 	}
 
 	co.mu.Lock()
 	defer co.mu.Unlock()
 	g := co.get(r.Group, true)
 	if len(g.members) > 0 && g.protocolType != r.ProtocolType {
-		return fail(kerr.InconsistentGroupProtocol.Code)
-	}
-	instance := ""
-	if r.InstanceID != nil {
-		instance = *r.InstanceID
+		return joinFailure(r, kerr.InconsistentGroupProtocol.Code)
 	}
 	id := r.MemberID
-	replaces := "" // the member a static rejoin takes the place of
 	switch {
-	case id == "" && instance != "":
-		// A static member (re)joining: it takes its instance's place,
-		// under a new member id; the old one is fenced once the join is
-		// accepted (a refused join leaves the group as it was).
-		id = newMemberID(clientID)
-		replaces = g.static[instance]
+	case id == "" && jr.instance != "" && g.static[jr.instance] != "":
+		return co.restartStatic(g, jr)
+	case id == "" && jr.instance != "":
+		return co.addMember(g, jr, newMemberID(clientID, jr.instance))
 	case id == "" && version >= 4:
 		// KIP-394: the member must come back with the id it is given, so
 		// that a client that retries its join does not leave ghosts.
-		id = newMemberID(clientID)
-		g.pending[id] = time.Now().Add(session)
+		id = newMemberID(clientID, "")
+		g.pending[id] = time.Now().Add(jr.session)
+		resp, _ := joinFailure(r, kerr.MemberIDRequired.Code)
 		resp.MemberID = id
-		return fail(kerr.MemberIDRequired.Code)
+		return resp, nil
 	case id == "":
-		id = newMemberID(clientID)
-	case instance != "" && g.static[instance] == "":
+		return co.addMember(g, jr, newMemberID(clientID, ""))
+	case jr.instance != "" && g.static[jr.instance] == "":
 		// An instance the group does not know (its session expired, or
 		// Spool restarted): as Kafka, UNKNOWN_MEMBER_ID, so that the
 		// client forgets its member id and joins afresh. Fencing here would
 		// lock it out for good.
-		return fail(kerr.UnknownMemberID.Code)
-	case instance != "" && g.static[instance] != id:
-		return fail(kerr.FencedInstanceID.Code)
-	case g.members[id] == nil:
-		if exp, ok := g.pending[id]; !ok || time.Now().After(exp) {
-			delete(g.pending, id)
-			return fail(kerr.UnknownMemberID.Code)
-		}
+		return joinFailure(r, kerr.UnknownMemberID.Code)
+	case jr.instance != "" && g.static[jr.instance] != id:
+		return joinFailure(r, kerr.FencedInstanceID.Code)
+	case g.members[id] != nil:
+		return co.rejoinMember(g, g.members[id], jr)
 	}
-	delete(g.pending, id)
-	for k, exp := range g.pending {
-		if time.Now().After(exp) {
-			delete(g.pending, k)
-		}
+	exp, ok := g.pending[id]
+	if !ok || time.Now().After(exp) {
+		delete(g.pending, id)
+		return joinFailure(r, kerr.UnknownMemberID.Code)
 	}
+	return co.addMember(g, jr, id)
+}
 
-	m, isNew := g.members[id], false
-	if m == nil {
-		m, isNew = &member{id: id, instanceID: instance}, true
-		g.members[id] = m
+func joinFailure(r *kmsg.JoinGroupRequest, code int16) (*kmsg.JoinGroupResponse, chan *kmsg.JoinGroupResponse) {
+	resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
+	resp.ErrorCode, resp.Generation = code, -1
+	return resp, nil
+}
+
+// addMember takes a new member into the group, which rebalances for it.
+func (co *coordinator) addMember(g *group, jr joinRequest, id string) (*kmsg.JoinGroupResponse, chan *kmsg.JoinGroupResponse) {
+	if chooseProtocol(g, id, jr.r.Protocols) == "" {
+		return joinFailure(jr.r, kerr.InconsistentGroupProtocol.Code)
 	}
-	previous := m.protocols
-	m.protocols = r.Protocols
-	if chooseProtocol(g) == "" {
-		if isNew {
-			delete(g.members, id)
-		} else {
-			m.protocols = previous
-		}
-		return fail(kerr.InconsistentGroupProtocol.Code)
+	g.prunePending(id)
+	m := &member{id: id, instanceID: jr.instance}
+	g.members[id] = m
+	if jr.instance != "" {
+		g.static[jr.instance] = id
 	}
-	if instance != "" && isNew {
-		if replaces != "" {
-			co.remove(g, replaces, kerr.FencedInstanceID.Code)
-		}
-		g.static[instance] = id
+	return nil, co.awaitJoin(g, m, jr)
+}
+
+// rejoinMember handles a JoinGroup of a current member (Kafka's
+// doCurrentMemberJoinGroup). A member that lost the answer to its join
+// asks again with the same protocols: it gets the current generation
+// back, without a rebalance that would stop every other member. Changed
+// protocols, or a JoinGroup from the leader of a Stable group (its way to
+// have the group reassigned, when the topics it consumes change), start a
+// rebalance.
+func (co *coordinator) rejoinMember(g *group, m *member, jr joinRequest) (*kmsg.JoinGroupResponse, chan *kmsg.JoinGroupResponse) {
+	unchanged := sameProtocols(m.protocols, jr.r.Protocols)
+	if unchanged && (g.state == groupCompletingRebalance || g.state == groupStable && m.id != g.leader) {
+		co.heartbeatFrom(g, m)
+		return co.joinAnswer(g, m, g.leader, m.id == g.leader), nil
 	}
-	m.clientID, m.host, m.protocolType = clientID, host, r.ProtocolType
-	m.session, m.rebalance = session, rebalance
+	if chooseProtocol(g, m.id, jr.r.Protocols) == "" {
+		return joinFailure(jr.r, kerr.InconsistentGroupProtocol.Code)
+	}
+	g.prunePending("")
+	return nil, co.awaitJoin(g, m, jr)
+}
+
+// restartStatic handles a JoinGroup without a member id from a static
+// instance the group knows: its process restarted. The instance takes its
+// place under a new member id, and the old one is fenced. In a Stable
+// group whose protocol it does not change, it keeps its assignment
+// without a rebalance (KIP-345): the other members go on consuming. In
+// CompletingRebalance the leader may be assigning partitions to the old
+// member id, which would leave the new one without any: the group
+// rebalances, as Kafka's does.
+func (co *coordinator) restartStatic(g *group, jr joinRequest) (*kmsg.JoinGroupResponse, chan *kmsg.JoinGroupResponse) {
+	oldID := g.static[jr.instance]
+	protocol := chooseProtocol(g, oldID, jr.r.Protocols)
+	if protocol == "" {
+		return joinFailure(jr.r, kerr.InconsistentGroupProtocol.Code) // a refused join leaves the group as it was
+	}
+	g.prunePending("")
+	leader := g.leader
+	m := co.replaceStatic(g, oldID, newMemberID(jr.clientID, jr.instance))
+	if g.state != groupStable || protocol != g.protocol {
+		return nil, co.awaitJoin(g, m, jr)
+	}
+	co.update(g, m, jr)
+	co.heartbeatFrom(g, m)
+	if m.id == g.leader && jr.version >= 9 {
+		// KIP-814: the restarted leader learns that it leads, and that it
+		// must not assign: a Stable group keeps its assignment.
+		resp := co.joinAnswer(g, m, g.leader, true)
+		resp.SkipAssignment = true
+		return resp, nil
+	}
+	// Older clients get the leader id from before the restart: a
+	// restarted leader that saw its own id would compute an assignment
+	// that a Stable group never hands out.
+	return co.joinAnswer(g, m, leader, false), nil
+}
+
+// replaceStatic moves a static member to a new member id: the new member
+// takes over its protocols, assignment and leadership; a join or sync the
+// old one waits in is answered FENCED_INSTANCE_ID, as are its later
+// requests.
+func (co *coordinator) replaceStatic(g *group, oldID, newID string) *member {
+	old := g.members[oldID]
+	m := &member{id: newID, instanceID: old.instanceID, protocols: old.protocols, assignment: old.assignment}
+	leads := g.leader == oldID
+	co.remove(g, oldID, kerr.FencedInstanceID.Code)
+	g.members[newID] = m
+	g.static[m.instanceID] = newID
+	if leads {
+		g.leader = newID
+	}
+	return m
+}
+
+// update takes a joining member's protocols, client and timeouts.
+func (co *coordinator) update(g *group, m *member, jr joinRequest) {
+	m.protocols = jr.r.Protocols
+	m.clientID, m.host, m.protocolType = jr.clientID, jr.host, jr.r.ProtocolType
+	m.session, m.rebalance = jr.session, jr.rebalance
+	g.protocolType = jr.r.ProtocolType
+}
+
+// awaitJoin updates a member from its JoinGroup and has it wait for the
+// rebalance, which it starts if none is under way.
+func (co *coordinator) awaitJoin(g *group, m *member, jr joinRequest) chan *kmsg.JoinGroupResponse {
+	co.update(g, m, jr)
 	if m.expiry != nil {
 		m.expiry.Stop() // a member waiting in a rebalance is bounded by the rebalance timeout
 	}
@@ -221,14 +311,32 @@ func (co *coordinator) join(r *kmsg.JoinGroupRequest, version int16, clientID, h
 		m.join <- co.joinError(g, m, kerr.UnknownMemberID.Code) // a retried join replaces the one waiting
 	}
 	m.join = make(chan *kmsg.JoinGroupResponse, 1)
-	g.protocolType = r.ProtocolType
 	if g.leader == "" {
-		g.leader = id
+		g.leader = m.id
 	}
 	wait := m.join // completing the join below answers on it and clears m.join
 	co.prepareRebalance(g)
 	co.maybeCompleteJoin(g)
-	return nil, wait
+	return wait
+}
+
+// prunePending forgets the member id handed out by MEMBER_ID_REQUIRED that
+// is now joining (if any), and those that expired unused.
+func (g *group) prunePending(joining string) {
+	delete(g.pending, joining)
+	for k, exp := range g.pending {
+		if time.Now().After(exp) {
+			delete(g.pending, k)
+		}
+	}
+}
+
+// sameProtocols reports whether a member rejoins with the protocols, and
+// their metadata, it joined with (Kafka's MemberMetadata.matches).
+func sameProtocols(a, b []kmsg.JoinGroupRequestProtocol) bool {
+	return slices.EqualFunc(a, b, func(x, y kmsg.JoinGroupRequestProtocol) bool {
+		return x.Name == y.Name && bytes.Equal(x.Metadata, y.Metadata)
+	})
 }
 
 func (co *coordinator) joinError(g *group, m *member, code int16) *kmsg.JoinGroupResponse {
@@ -237,21 +345,66 @@ func (co *coordinator) joinError(g *group, m *member, code int16) *kmsg.JoinGrou
 	return resp
 }
 
+// joinAnswer is a successful JoinGroup answer in the current generation;
+// withMembers adds every member's metadata, which the leader assigns from.
+func (co *coordinator) joinAnswer(g *group, m *member, leader string, withMembers bool) *kmsg.JoinGroupResponse {
+	// Copies: the answer is encoded after the coordinator's lock is released.
+	protocol, protocolType := g.protocol, g.protocolType
+	resp := kmsg.NewPtrJoinGroupResponse()
+	resp.Generation, resp.Protocol, resp.ProtocolType = g.generation, &protocol, &protocolType
+	resp.LeaderID, resp.MemberID = leader, m.id
+	if !withMembers {
+		return resp
+	}
+	for _, o := range g.members {
+		jm := kmsg.NewJoinGroupResponseMember()
+		jm.MemberID = o.id
+		if o.instanceID != "" {
+			jm.InstanceID = &o.instanceID
+		}
+		jm.ProtocolMetadata = o.metadata(g.protocol)
+		resp.Members = append(resp.Members, jm)
+	}
+	return resp
+}
+
+// metadata is the member's metadata for the protocol (nil if it does not
+// support it).
+func (m *member) metadata(protocol string) []byte {
+	for _, p := range m.protocols {
+		if p.Name == protocol {
+			return p.Metadata
+		}
+	}
+	return nil
+}
+
 // chooseProtocol picks a protocol every member supports: each member
 // votes for the first of its protocols that all support, and the most
-// votes win (Kafka's rule; ties go to the first name). It returns "" when
-// the members have no protocol in common.
-func chooseProtocol(g *group) string {
+// votes win (Kafka's rule; ties go to the first name). The member with
+// id votes with protocols instead of its own (it may be joining, or
+// replaced by a restarted static instance); id "" leaves the members as
+// they are. It returns "" when the members have no protocol in common.
+func chooseProtocol(g *group, id string, protocols []kmsg.JoinGroupRequestProtocol) string {
+	sets := make([][]kmsg.JoinGroupRequestProtocol, 0, len(g.members)+1)
+	for mid, m := range g.members {
+		if mid != id {
+			sets = append(sets, m.protocols)
+		}
+	}
+	if id != "" {
+		sets = append(sets, protocols)
+	}
 	supported := map[string]int{}
-	for _, m := range g.members {
-		for _, p := range m.protocols {
+	for _, ps := range sets {
+		for _, p := range ps {
 			supported[p.Name]++
 		}
 	}
 	votes := map[string]int{}
-	for _, m := range g.members {
-		for _, p := range m.protocols {
-			if supported[p.Name] == len(g.members) {
+	for _, ps := range sets {
+		for _, p := range ps {
+			if supported[p.Name] == len(sets) {
 				votes[p.Name]++
 				break
 			}
@@ -339,7 +492,7 @@ func (co *coordinator) completeJoin(g *group) {
 		g.state, g.protocol, g.leader = groupEmpty, "", ""
 		return
 	}
-	g.protocol = chooseProtocol(g)
+	g.protocol = chooseProtocol(g, "", nil)
 	if g.members[g.leader] == nil {
 		g.leader = ""
 		for id := range g.members {
@@ -351,24 +504,7 @@ func (co *coordinator) completeJoin(g *group) {
 	g.state = groupCompletingRebalance
 	co.awaitSyncs(g)
 	for _, m := range g.members {
-		resp := kmsg.NewPtrJoinGroupResponse()
-		resp.Generation, resp.Protocol, resp.ProtocolType = g.generation, &g.protocol, &g.protocolType
-		resp.LeaderID, resp.MemberID = g.leader, m.id
-		if m.id == g.leader {
-			for _, o := range g.members {
-				jm := kmsg.NewJoinGroupResponseMember()
-				jm.MemberID = o.id
-				if o.instanceID != "" {
-					jm.InstanceID = &o.instanceID
-				}
-				for _, p := range o.protocols {
-					if p.Name == g.protocol {
-						jm.ProtocolMetadata = p.Metadata
-					}
-				}
-				resp.Members = append(resp.Members, jm)
-			}
-		}
+		resp := co.joinAnswer(g, m, g.leader, m.id == g.leader)
 		m.join <- resp
 		m.join = nil
 		co.heartbeatFrom(g, m)
@@ -667,11 +803,7 @@ func (co *coordinator) view(id string) (groupView, bool) {
 		if g.state == groupStable {
 			mv.assignment = m.assignment
 		}
-		for _, p := range m.protocols {
-			if p.Name == g.protocol {
-				mv.metadata = p.Metadata
-			}
-		}
+		mv.metadata = m.metadata(g.protocol)
 		v.members = append(v.members, mv)
 	}
 	return v, true

@@ -55,7 +55,12 @@ func (s *Server) saslHandshake(cs *connState, req *request) kmsg.Response {
 	case cs.authed && cs.user != "":
 		resp.ErrorCode = kerr.IllegalSaslState.Code // no re-authentication
 	case !slices.Contains(resp.SupportedMechanisms, r.Mechanism):
+		// A failed authentication, as Kafka counts it: the connection is
+		// closed after the answer, which lists the mechanisms to use.
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+		cs.closeAfter = true
+		s.stats.AuthFailures.Add(1)
+		s.lg.Warn("Kafka authentication failed", "remote", cs.c.RemoteAddr().String(), "error", "unsupported SASL mechanism", "mechanism", r.Mechanism)
 	default:
 		cs.sasl = &saslConversation{mech: r.Mechanism, raw: req.version == 0}
 		if h, ok := config.SCRAMHashes[r.Mechanism]; ok {
