@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,6 +132,11 @@ func (a *actuator) parseCommand(v []byte) (on bool, pulse time.Duration, err err
 			return false, 0, fmt.Errorf("pulse: %w", err)
 		}
 	case c.PulseMS != nil:
+		// Checked before the multiplication, which would wrap a huge
+		// value around to any duration, a short one included.
+		if ms := *c.PulseMS; ms <= 0 || ms > a.spec.MaxPulse.Milliseconds() {
+			return false, 0, fmt.Errorf("pulse_ms %d is not between 0 and max_pulse %v", ms, a.spec.MaxPulse)
+		}
 		pulse = time.Duration(*c.PulseMS) * time.Millisecond
 	default:
 		return false, 0, errors.New(`neither "state" nor "pulse"`)
@@ -234,17 +240,51 @@ func onOff(on bool) string {
 	return "off"
 }
 
-// follow runs one follower per partition until ctx ends or one fails.
+// partitionPoll is how often follow looks for partitions added to the
+// command topic (the log does not announce them). Real time, not the
+// Options clock: it times no command.
+var partitionPoll = time.Second
+
+// follow runs one follower per partition, and for each partition added
+// while it runs, until ctx ends or one fails.
 func (a *actuator) follow(ctx context.Context) error {
+	resumed, err := a.hasPositions()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	for _, p := range a.topic.Partitions() {
+	goFollow := func(p *spoollog.Partition, fromStart bool) {
 		wg.Go(func() {
-			if err := a.followPartition(ctx, p); err != nil {
+			if err := a.followPartition(ctx, p, fromStart); err != nil {
 				cancel(err)
 			}
 		})
+	}
+	// A partition without a position in an actuator that has some was
+	// added while it was stopped: its commands all came after the
+	// actuator first ran, and start: latest would skip them.
+	followed := a.topic.Partitions()
+	for _, p := range followed {
+		goFollow(p, resumed)
+	}
+	tick := time.NewTicker(partitionPoll)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			all := a.topic.Partitions()
+			if len(all) <= len(followed) {
+				continue // partitions only grow
+			}
+			for _, p := range all[len(followed):] {
+				a.lg.Info("following a partition added to the command topic", "partition", p.ID())
+				goFollow(p, true)
+			}
+			followed = all
+		}
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
@@ -253,12 +293,31 @@ func (a *actuator) follow(ctx context.Context) error {
 	return nil
 }
 
-func (a *actuator) followPartition(ctx context.Context, p *spoollog.Partition) error {
+// hasPositions says whether the actuator stored a position in any
+// partition of its topic: whether it ran on this topic before.
+func (a *actuator) hasPositions() (bool, error) {
+	cursors, err := a.opts.Log.Meta().Cursors(nsActuators)
+	if err != nil {
+		return false, fmt.Errorf("reading the stored positions: %w", err)
+	}
+	prefix := a.spec.Name + "\x00" + a.spec.Topic + "\x00"
+	for k := range cursors {
+		if strings.HasPrefix(k, prefix) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// followPartition applies the commands of p from the stored position or,
+// without one, from the partition's start when fromStart is set, else
+// where spec.Start says.
+func (a *actuator) followPartition(ctx context.Context, p *spoollog.Partition, fromStart bool) error {
 	meta := a.opts.Log.Meta()
 	key := a.cursorKey(p.ID())
 	pin := a.pinName() // released by run when the actuator stops, not on a failure
 	offset := p.HighWatermark()
-	if a.spec.Start == "earliest" {
+	if fromStart || a.spec.Start == "earliest" {
 		offset = p.LogStartOffset()
 	}
 	v, ok, err := meta.GetCursor(nsActuators, key)

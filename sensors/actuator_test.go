@@ -425,3 +425,81 @@ func TestActuatorStopLeavesTheRestForTheNextStart(t *testing.T) {
 	waitFor(t, "the on command", func() bool { return rig.actuator("siren").Applied == 2 })
 	wantOutputs(t, pin, gpio.Low, gpio.High, gpio.Low, gpio.High)
 }
+
+// fastPartitionPoll makes actuators notice added partitions at once.
+// Registered before the rig, it is restored after the rig has stopped.
+func fastPartitionPoll(t *testing.T) {
+	saved := partitionPoll
+	partitionPoll = 10 * time.Millisecond
+	t.Cleanup(func() { partitionPoll = saved })
+}
+
+// addPartition grows topic cmd of l to two partitions and writes an "on"
+// command to the new one.
+func addPartition(t *testing.T, l *spoollog.Log) {
+	t.Helper()
+	tp := mustTopic(t, l, "cmd")
+	cfg := tp.Config()
+	cfg.Partitions = 2
+	if err := l.AlterTopic("cmd", cfg); err != nil {
+		t.Fatal(err)
+	}
+	rec := spoollog.Record{Timestamp: t0.UnixMilli(), Value: []byte(`{"state":"on"}`)}
+	if _, err := partition(t, tp, 1).AppendRecords([]spoollog.Record{rec}, spoollog.DefaultBatchOptions); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A partition added to the command topic while the actuator runs (Kafka
+// CreatePartitions) is followed from its start: a keyed command landing
+// there is applied, and after a restart its position is kept.
+func TestActuatorFollowsAddedPartition(t *testing.T) {
+	fastPartitionPoll(t)
+	l := actuatorLog(t, t.TempDir())
+	clk := newClock()
+	spec := ActuatorSpec{Name: "pump", Topic: "cmd", Pin: "GPIO21"}
+	rig := startActuators(t, l, newHW().addPin("GPIO21", newWatchedPin("GPIO21", clk, gpio.Low)), clk, spec)
+	addPartition(t, l)
+	waitFor(t, "the command in partition 1 to be applied", func() bool { return rig.actuator("pump").Applied == 1 })
+	rig.following("pump")
+
+	rig.stop()
+	rig2 := startManager(t, Options{Actuators: []ActuatorSpec{spec}, Log: l, Hardware: newHW().addPin("GPIO21", newWatchedPin("GPIO21", clk, gpio.Low)), Clock: clk})
+	waitFor(t, "the actuator to run again", func() bool { return rig2.actuator("pump").State == StateRunning })
+	if st := rig2.actuator("pump"); st.Applied != 0 || st.Output != "on" {
+		t.Errorf("after a restart: applied %d, output %q; want the stored state on and the command not applied again", st.Applied, st.Output)
+	}
+}
+
+// A partition added while the actuator was stopped has no stored position
+// at the next start, but the actuator has positions in the others: the new
+// partition is read from its start, not from its end as start: latest
+// would, which would skip every command already in it.
+func TestActuatorPartitionAddedWhileStoppedIsReadFromItsStart(t *testing.T) {
+	l := actuatorLog(t, t.TempDir())
+	clk := newClock()
+	spec := ActuatorSpec{Name: "pump", Topic: "cmd", Pin: "GPIO21"}
+	rig := startActuators(t, l, newHW().addPin("GPIO21", newWatchedPin("GPIO21", clk, gpio.Low)), clk, spec)
+	rig.stop()
+
+	addPartition(t, l)
+	rig2 := startManager(t, Options{Actuators: []ActuatorSpec{spec}, Log: l, Hardware: newHW().addPin("GPIO21", newWatchedPin("GPIO21", clk, gpio.Low)), Clock: clk})
+	waitFor(t, "the command in partition 1 to be applied", func() bool { return rig2.actuator("pump").Applied == 1 })
+	if st := rig2.actuator("pump"); st.Output != "on" {
+		t.Errorf("output %q after the command in the added partition, want on", st.Output)
+	}
+}
+
+// pulse_ms is range-checked before it becomes a time.Duration: 500 + 2^58
+// ms (about nine million years) would wrap around to exactly 500ms.
+func TestActuatorPulseMSOverflowIsRefused(t *testing.T) {
+	a := &actuator{spec: ActuatorSpec{Name: "pump", MaxPulse: time.Minute}}
+	for _, v := range []string{`{"pulse_ms":288230376151712244}`, `{"pulse_ms":60001}`, `{"pulse_ms":0}`, `{"pulse_ms":-1}`} {
+		if on, pulse, err := a.parseCommand([]byte(v)); err == nil {
+			t.Errorf("%s accepted as on=%v pulse=%v; want an error (not above 0 and up to max_pulse 1m)", v, on, pulse)
+		}
+	}
+	if _, pulse, err := a.parseCommand([]byte(`{"pulse_ms":60000}`)); err != nil || pulse != time.Minute {
+		t.Errorf(`{"pulse_ms":60000}: %v, %v; want max_pulse, 1m`, pulse, err)
+	}
+}

@@ -3,6 +3,7 @@ package sensors
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,7 +18,6 @@ type ds18b20Sensor struct {
 	addr onewire.Address // 0: the only device on the bus
 	bits int
 	bus  onewire.BusCloser
-	dev  *ds18b20.Dev
 	at   onewire.Address
 }
 
@@ -101,12 +101,13 @@ func (d *ds18b20Sensor) open(hw Hardware) error {
 		}
 		addr = found[0]
 	}
-	dev, err := ds18b20.New(bus, addr, d.bits)
-	if err != nil {
+	// periph's driver checks the device answers and sets its resolution;
+	// run reads the conversions itself (readScratchpad).
+	if _, err := ds18b20.New(bus, addr, d.bits); err != nil {
 		bus.Close()
 		return fmt.Errorf("1-wire bus %q device %s: %w", d.spec.Bus, kernelName(addr), err)
 	}
-	d.bus, d.dev, d.at = bus, dev, addr
+	d.bus, d.at = bus, addr
 	return nil
 }
 
@@ -124,10 +125,55 @@ func (d *ds18b20Sensor) run(ctx context.Context, r *runner) error {
 		if !r.sleep(ctx, conversion) {
 			return nil, ctx.Err()
 		}
-		t, err := d.dev.LastTemp()
+		c, err := readScratchpad(dev)
 		if err != nil {
 			return nil, fmt.Errorf("1-wire device %s: %w", kernelName(d.at), err)
 		}
-		return []Value{{Name: "temperature", Value: celsius(t), Unit: "°C"}}, nil
+		return []Value{{Name: "temperature", Value: c, Unit: "°C"}}, nil
 	})
+}
+
+// readScratchpad reads the result of the last conversion in °C. It does
+// what periph's LastTemp does and checks more than the CRC: a data line
+// held low (a short, a dead sensor) reads nine zero bytes, and the CRC of
+// zeros is zero.
+func readScratchpad(dev onewire.Dev) (float64, error) {
+	var spad [9]byte
+	if err := dev.Tx([]byte{0xbe}, spad[:]); err != nil {
+		return 0, fmt.Errorf("read scratchpad: %w", err)
+	}
+	if !onewire.CheckCRC(spad[:]) {
+		if spad == [9]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff} {
+			return 0, errors.New("scratchpad: the device did not respond")
+		}
+		return 0, fmt.Errorf("scratchpad % x: its CRC does not match", spad)
+	}
+	// The datasheets fix these bits: byte 4 is the configuration
+	// register (0RR11111) of a DS18B20 or DS1822 and reserved (0xff) on a
+	// DS18S20; byte 5 is reserved (0xff) on all three.
+	if spad[4]&0x1f != 0x1f || spad[5] != 0xff {
+		return 0, fmt.Errorf("scratchpad % x is not a thermometer's (data line held low?)", spad)
+	}
+	return converted("scratchpad", scratchpadCelsius(byte(dev.Addr), spad))
+}
+
+// scratchpadCelsius decodes the temperature: 1/16 °C in bytes 0 and 1,
+// but 1/2 °C on a DS18S20, whose COUNT_REMAIN (byte 6) refines it to
+// TEMP_READ - 0.25 + (16 - COUNT_REMAIN)/16 (its datasheet, p.6).
+func scratchpadCelsius(family byte, spad [9]byte) float64 {
+	raw := int16(spad[1])<<8 | int16(spad[0])
+	if family == 0x10 && spad[7] != 0 {
+		raw = (raw&^1)<<3 - 4 + 16 - int16(spad[6])
+	}
+	return float64(raw) / 16
+}
+
+// converted refuses 85 °C, the power-on value: a thermometer reads it
+// when no conversion happened (insufficient pull-up, parasite power).
+// A real 85 °C is lost, which periph's driver accepts too.
+func converted(source string, c float64) (float64, error) {
+	if c == 85 {
+		return 0, fmt.Errorf("%s: 85°C, the power-on value: no conversion (insufficient pull-up?)", source)
+	}
+	return c, nil
 }

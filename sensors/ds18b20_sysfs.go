@@ -38,14 +38,18 @@ func newDS18B20Sysfs(s *DS18B20Spec) (*ds18b20Sysfs, error) {
 	return d, nil
 }
 
+// thermometerFamilies are the 1-wire family codes w1-therm reads in the
+// same format: DS18S20, DS1822, DS18B20, and DS1825 or MAX31850 (3b).
+var thermometerFamilies = []string{"10", "22", "28", "3b"}
+
 func (d *ds18b20Sysfs) open(Hardware) error {
 	name := d.name
 	if name == "" {
-		found, _ := filepath.Glob(filepath.Join(w1Devices, "28-*"))
+		found := sysfsThermometers()
 		if len(found) != 1 {
-			return fmt.Errorf("1-wire bus sysfs: %d DS18B20s in %s: set the address of the one to read (or load dtoverlay=w1-gpio)", len(found), w1Devices)
+			return fmt.Errorf("1-wire bus sysfs: %d DS18B20s (or DS18S20, DS1822) in %s: set the address of the one to read (or load dtoverlay=w1-gpio)", len(found), w1Devices)
 		}
-		name = filepath.Base(found[0])
+		name = found[0]
 	}
 	dir := filepath.Join(w1Devices, name)
 	if _, err := os.Stat(dir); err != nil {
@@ -56,6 +60,20 @@ func (d *ds18b20Sysfs) open(Hardware) error {
 	}
 	d.dir = dir
 	return nil
+}
+
+// sysfsThermometers names the thermometers the kernel lists, of any
+// family w1-therm reads (other 1-wire devices, such as the bus master
+// itself, are listed there too).
+func sysfsThermometers() []string {
+	var names []string
+	for _, family := range thermometerFamilies {
+		found, _ := filepath.Glob(filepath.Join(w1Devices, family+"-*"))
+		for _, f := range found {
+			names = append(names, filepath.Base(f))
+		}
+	}
+	return names
 }
 
 func (d *ds18b20Sysfs) close() error { return nil }
@@ -80,7 +98,7 @@ func (d *ds18b20Sysfs) read() (float64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("temperature %q is not millidegrees", strings.TrimSpace(string(b)))
 		}
-		return float64(m) / 1000, nil
+		return converted("temperature", float64(m)/1000)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return 0, err
 	}
@@ -97,10 +115,5 @@ func (d *ds18b20Sysfs) read() (float64, error) {
 	if !ok || err != nil {
 		return 0, fmt.Errorf("w1_slave: no t= in %q", lines[1])
 	}
-	if m == 85000 {
-		// The power-on value: no conversion happened (periph's driver
-		// refuses it too).
-		return 0, errors.New("w1_slave: 85°C, the power-on value: no conversion (insufficient pull-up?)")
-	}
-	return float64(m) / 1000, nil
+	return converted("w1_slave", float64(m)/1000)
 }

@@ -81,3 +81,35 @@ func TestDS18B20Sysfs(t *testing.T) {
 		}
 	}
 }
+
+// The temperature file of newer kernels can hold the power-on value 85000
+// just as w1_slave can (no conversion: weak pull-up, parasite power): it
+// is refused, not stored as 85 °C.
+func TestSysfsTemperatureFilePowerOnValue(t *testing.T) {
+	fakeW1(t, map[string]string{"28-0000070e41ac/temperature": "85000\n"})
+	v, err := readSysfsOnce(t, DS18B20Spec{Bus: "sysfs", Address: "28-0000070e41ac"})
+	if err == nil || !strings.Contains(err.Error(), "power-on") {
+		t.Fatalf("temperature file 85000: got %+v, err %v; want the power-on error as for w1_slave", v, err)
+	}
+}
+
+// Without an address the one thermometer on the bus is read whatever its
+// family: a DS1822 (22), a DS18S20 (10) or a DS1825/MAX31850 (3b) as well
+// as a DS18B20 (28). Other 1-wire devices do not count.
+func TestSysfsFindsTheOnlyThermometerOfAnyFamily(t *testing.T) {
+	for _, name := range []string{"22-000000000001", "10-000000000001", "3b-000000000001"} {
+		fakeW1(t, map[string]string{
+			name + "/temperature":             "21500\n",
+			"w1_bus_master1/w1_master_slaves": name + "\n",
+			"01-000000000002/id":              "\n", // a DS2401 serial number chip
+		})
+		v, err := readSysfsOnce(t, DS18B20Spec{Bus: "sysfs"})
+		if err != nil || len(v) != 1 || v[0].Value != 21.5 {
+			t.Errorf("a lone %s without an address: %+v, %v; want 21.5 °C", name, v, err)
+		}
+	}
+	fakeW1(t, map[string]string{"22-000000000001/temperature": "21500\n", "28-000000000002/temperature": "20000\n"})
+	if _, err := readSysfsOnce(t, DS18B20Spec{Bus: "sysfs"}); err == nil || !strings.Contains(err.Error(), "2 DS18B20s") {
+		t.Errorf("two thermometers of different families without an address: %v, want an error asking for the address", err)
+	}
+}

@@ -253,3 +253,64 @@ func ctxDeadline(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// A DS18B20 whose data line is held low (a short, a dead sensor) answers
+// nine zero bytes, which pass the CRC check (the CRC of zeros is zero):
+// the run fails rather than storing 0 °C, because the datasheet fixes the
+// low five bits of byte 4 and all of byte 5 to ones.
+func TestDS18B20ZeroScratchpadIsNotAReading(t *testing.T) {
+	ops := append(dsOpen(romAddr, 12),
+		onewiretest.IO{W: matchROM(romAddr, 0x44), Pull: onewire.StrongPullup},
+		onewiretest.IO{W: matchROM(romAddr, 0xbe), R: make([]byte, 9), Pull: onewire.WeakPullup})
+	bus := &onewiretest.Playback{Ops: ops, DontPanic: true}
+	clk := newClock()
+	d, err := newDS18B20(&DS18B20Spec{Address: kernelAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.open(newHW().addOneWire("", bus)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	readings := make(chan []Value, 1)
+	r := &runner{clock: clk, interval: time.Minute, emit: func(_ time.Time, v []Value) { readings <- v }}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { done <- d.run(ctx, r) }()
+	if err := clk.BlockUntilContext(ctxDeadline(t), 2); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(752 * time.Millisecond)
+	select {
+	case v := <-readings:
+		t.Errorf("an all-zero scratchpad (line held low) was stored as a reading: %+v", v)
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), kernelAddr) {
+			t.Errorf("run: %v, want an error naming the device", err)
+		}
+	case <-time.After(realDeadline):
+		t.Fatal("neither a reading nor an error")
+	}
+}
+
+// The scratchpad decodes as periph's driver decodes it: 1/16 °C on a
+// DS18B20 or DS1822, and on a DS18S20 the 1/2 °C reading refined by
+// COUNT_REMAIN (datasheet: TEMP_READ - 0.25 + (16 - COUNT_REMAIN)/16).
+func TestScratchpadCelsius(t *testing.T) {
+	for _, tc := range []struct {
+		family byte
+		spad   [9]byte
+		want   float64
+	}{
+		{0x28, [9]byte{0x91, 0x01}, 25.0625},
+		{0x28, [9]byte{0x5e, 0xff}, -10.125},
+		{0x22, [9]byte{0x50, 0x05}, 85},
+		{0x10, [9]byte{0x32, 0x00, 6: 0x0c, 7: 0x10}, 25},     // 25.0 - 0.25 + 4/16
+		{0x10, [9]byte{0x33, 0x00, 6: 0x04, 7: 0x10}, 25.5},   // 25.5 → 25.0 - 0.25 + 12/16
+		{0x10, [9]byte{0xf3, 0xff, 6: 0x0a, 7: 0x10}, -6.875}, // -6.5 → -7.0 - 0.25 + 6/16
+	} {
+		if got := scratchpadCelsius(tc.family, tc.spad); got != tc.want {
+			t.Errorf("family %02x scratchpad % x: %v °C, want %v", tc.family, tc.spad, got, tc.want)
+		}
+	}
+}

@@ -1,5 +1,10 @@
 package sensors
 
+import (
+	"fmt"
+	"strings"
+)
+
 // piHeader maps the positions of the Raspberry Pi's 40-pin header (the
 // same on every model since the B+, Zero included) to the BCM GPIO line
 // names the kernel gives the lines, so a config can name a pin by where
@@ -16,10 +21,16 @@ var piHeader = map[string]string{
 	"P1_36": "GPIO16", "P1_37": "GPIO26", "P1_38": "GPIO20", "P1_40": "GPIO21",
 }
 
-// lineName is the kernel line name for a configured pin name.
-func lineName(pin string) string {
+// LineName is the kernel's GPIO line name for a configured pin: a header
+// position as the line wired to it, any other name as it is. A header
+// position without a GPIO line (3.3V, 5V, ground) is an error, which
+// config validation reports rather than a missing line at run time.
+func LineName(pin string) (string, error) {
 	if n, ok := piHeader[pin]; ok {
-		return n
+		return n, nil
 	}
-	return pin
+	if strings.HasPrefix(pin, "P1_") {
+		return "", fmt.Errorf("header pin %s is not a GPIO line (power or ground, or not a pin of the 40-pin header)", pin)
+	}
+	return pin, nil
 }

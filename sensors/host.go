@@ -53,8 +53,11 @@ func (h *Host) driverFailure(name string) string {
 
 // Pin implements Hardware.
 func (h *Host) Pin(name string) (gpio.PinIO, error) {
+	line, err := LineName(name)
+	if err != nil {
+		return nil, err
+	}
 	h.init()
-	line := lineName(name)
 	if p := gpioreg.ByName(line); p != nil {
 		return p, nil
 	}

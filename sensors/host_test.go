@@ -97,9 +97,16 @@ func TestDiagnoseDevice(t *testing.T) {
 }
 
 func TestLineName(t *testing.T) {
-	for in, want := range map[string]string{"P1_11": "GPIO17", "P1_3": "GPIO2", "P1_40": "GPIO21", "GPIO4": "GPIO4", "P1_1": "P1_1"} {
-		if got := lineName(in); got != want {
-			t.Errorf("lineName(%q) = %q, want %q", in, got, want)
+	for in, want := range map[string]string{"P1_11": "GPIO17", "P1_3": "GPIO2", "P1_40": "GPIO21", "GPIO4": "GPIO4"} {
+		if got, err := LineName(in); got != want || err != nil {
+			t.Errorf("LineName(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	// Power (1, 2, 4, 17) and ground (6, 9, ...) have no line; P1_41 is
+	// off the header.
+	for _, in := range []string{"P1_1", "P1_2", "P1_6", "P1_17", "P1_41"} {
+		if got, err := LineName(in); err == nil || !strings.Contains(err.Error(), in) {
+			t.Errorf("LineName(%q) = %q, %v; want an error naming it", in, got, err)
 		}
 	}
 }

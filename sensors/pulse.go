@@ -60,6 +60,9 @@ func (p *pulse) run(ctx context.Context, r *runner) error {
 				{Name: "rate", Value: float64(count) / r.interval.Seconds(), Unit: "Hz"},
 			})
 			count = 0
+			// The clock again: the append in emit may have blocked for
+			// windows the driver did not listen to.
+			now = r.clock.Now()
 			if end = end.Add(r.interval); !now.Before(end) {
 				end = now.Add(r.interval)
 			}

@@ -1,6 +1,7 @@
 package sensors
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -144,5 +145,55 @@ func TestPulseSpecErrors(t *testing.T) {
 	}
 	if p.edge != gpio.FallingEdge {
 		t.Errorf("default edge %s, want falling", p.edge)
+	}
+}
+
+// After an append that blocks inside emit for longer than a window, the
+// next window starts when emit returns: no window of 0 counts is emitted
+// for a span in which the driver was not listening.
+func TestPulseBlockedAppendEmitsNoEmptyWindow(t *testing.T) {
+	const interval = time.Second
+	clk := newClock()
+	pin := newWatchedPin("GPIO27", clk, gpio.High)
+	p, err := newPulse(&PulseSpec{Pin: "GPIO27"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.open(newHW().addPin("GPIO27", pin)); err != nil {
+		t.Fatal(err)
+	}
+	readings := make(chan got, 10)
+	first := true
+	r := &runner{clock: clk, interval: interval, emit: func(at time.Time, v []Value) {
+		readings <- got{at, v}
+		if first {
+			first = false
+			clk.Advance(3 * interval) // the append blocks for three windows
+		}
+	}}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.run(ctx, r) }()
+	defer func() {
+		cancel()
+		advanceUntil(t, clk, 100*time.Millisecond, "the driver to stop", func() bool {
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		})
+	}()
+	pin.send(t, gpio.Low)
+	clk.Advance(interval)
+	g := <-readings
+	if c, _ := g.value("count"); c != 1 || g.at != t0.Add(interval) {
+		t.Fatalf("first window: %+v", g)
+	}
+	select {
+	case g := <-readings:
+		t.Errorf("after an append blocked for 3 windows, a reading at t0+%v with %v: a window the driver never listened to", g.at.Sub(t0), g.values)
+	case <-time.After(500 * time.Millisecond):
 	}
 }

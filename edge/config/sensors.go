@@ -117,6 +117,7 @@ func (a ActuatorSpec) Spec() sensors.ActuatorSpec {
 
 // validateSensors checks the sensors and actuators, naming each key.
 func (c *Config) validateSensors(bad func(key, format string, args ...any)) {
+	lines := map[string]string{} // GPIO line → the key of the pin that uses it
 	names := map[string]int{}
 	for i, s := range c.Sensors {
 		key := "sensors[" + strconv.Itoa(i) + "]"
@@ -136,6 +137,8 @@ func (c *Config) validateSensors(bad func(key, format string, args ...any)) {
 		checkPin := func(k, pin string, debounce Duration) {
 			if pin == "" {
 				bad(k+".pin", "must be set (GPIO17, P1_11)")
+			} else {
+				claimLine(lines, k+".pin", pin, bad)
 			}
 			if debounce < 0 {
 				bad(k+".debounce", "must not be negative")
@@ -168,6 +171,8 @@ func (c *Config) validateSensors(bad func(key, format string, args ...any)) {
 		}
 		if a.Pin == "" {
 			bad(key+".pin", "must be set (GPIO17, P1_11)")
+		} else {
+			claimLine(lines, key+".pin", a.Pin, bad)
 		}
 		if a.Initial != "" && a.Initial != "off" && a.Initial != "on" {
 			bad(key+".initial", "%q is not off or on", a.Initial)
@@ -181,6 +186,26 @@ func (c *Config) validateSensors(bad func(key, format string, args ...any)) {
 	}
 }
 
+// claimLine checks that pin names a GPIO line and that no pin checked
+// before (lines) names the same one, by its line name or its header
+// position: two drivers on one line reconfigure it under each other.
+func claimLine(lines map[string]string, key, pin string, bad func(key, format string, args ...any)) {
+	line, err := sensors.LineName(pin)
+	if err != nil {
+		bad(key, "%v", err)
+		return
+	}
+	if other, used := lines[line]; used {
+		what := line
+		if pin != line {
+			what = pin + " (" + line + ")"
+		}
+		bad(key, "%s is also %s: a GPIO line serves one sensor or actuator", what, other)
+		return
+	}
+	lines[line] = key
+}
+
 // validateHomeAssistant checks home_assistant.
 func (c *Config) validateHomeAssistant(bad func(key, format string, args ...any)) {
 	h := c.HomeAssistant
@@ -192,6 +217,33 @@ func (c *Config) validateHomeAssistant(bad func(key, format string, args ...any)
 			bad(p.key, "%q is not an MQTT topic prefix (not empty, no + or #, no leading or trailing /)", p.v)
 		}
 	}
+	if !h.Discovery {
+		return
+	}
+	// Two sensors with one id would be one entity in Home Assistant, fed
+	// by both. Renaming one is better than an id made unique by a hash:
+	// the ids stay readable, and those already announced stay as they are.
+	ids := map[string]int{}
+	for i, s := range c.Sensors {
+		id := HomeAssistantID(s.Name)
+		if j, dup := ids[id]; dup && s.Name != c.Sensors[j].Name {
+			bad("sensors["+strconv.Itoa(i)+"].name", "%q and sensors[%d] %q are both the Home Assistant id %q (home_assistant.discovery): rename one", s.Name, j, c.Sensors[j].Name, id)
+			continue
+		}
+		ids[id] = i
+	}
+}
+
+// HomeAssistantID makes a name fit an MQTT topic level and a Home
+// Assistant object id: every character but ASCII letters, digits, _ and
+// - becomes _.
+func HomeAssistantID(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' {
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 // driverKey is ".<driver>" for the one driver a sensor sets, or "" when

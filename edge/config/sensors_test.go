@@ -79,3 +79,68 @@ func TestSensorsValidate(t *testing.T) {
 		}
 	}
 }
+
+// A pin must be a GPIO line: a header position for power or ground is a
+// config error naming the key, not a "GPIO chip" failure at run time.
+func TestSensorsValidateNonGPIOHeaderPin(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		// P1_2 is 5V, P1_6 ground, P1_17 3.3V: no GPIO line at all.
+		{"sensors: [{name: a, topic: s, digital_input: {pin: P1_2}}]", "sensors[0].digital_input.pin: header pin P1_2 is not a GPIO line"},
+		{"sensors: [{name: a, topic: s, pulse_counter: {pin: P1_17}}]", "sensors[0].pulse_counter.pin: header pin P1_17 is not a GPIO line"},
+		{"actuators: [{name: p, topic: c, pin: P1_6}]", "actuators[0].pin: header pin P1_6 is not a GPIO line"},
+	} {
+		c, err := Parse(strings.NewReader(tc.yaml))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s:\n got %v\nwant an error naming %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// One GPIO line serves one sensor or actuator, whether it is named by its
+// line name or by its header position: a second user is a config error
+// naming both keys, since both drivers would reconfigure the line.
+func TestSensorsValidatePinUsedTwice(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		// Two actuators driving one line (P1_16 is GPIO23).
+		{"actuators: [{name: p, topic: c, pin: GPIO23}, {name: q, topic: c, pin: P1_16}]",
+			"actuators[1].pin: P1_16 (GPIO23) is also actuators[0].pin"},
+		// An input and an output on one line (P1_11 is GPIO17).
+		{"sensors: [{name: door, topic: s, digital_input: {pin: GPIO17}}]\nactuators: [{name: p, topic: c, pin: P1_11}]",
+			"actuators[0].pin: P1_11 (GPIO17) is also sensors[0].digital_input.pin"},
+		// Two inputs on one line.
+		{"sensors: [{name: a, topic: s, digital_input: {pin: GPIO4}}, {name: b, topic: s, pulse_counter: {pin: GPIO4}}]",
+			"sensors[1].pulse_counter.pin: GPIO4 is also sensors[0].digital_input.pin"},
+	} {
+		c, err := Parse(strings.NewReader(tc.yaml))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s:\n got %v\nwant an error naming %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// With discovery on, two sensors whose names give one Home Assistant id
+// (every character but letters, digits, _ and - becomes _) are a config
+// error naming both: they would be one entity fed by both sensors.
+func TestSensorsValidateHomeAssistantIDsDistinct(t *testing.T) {
+	const yaml = "mqtt: {addr: 127.0.0.1:1883}\nsensors: [{name: tank.1, topic: s, simulated: {}}, {name: tank_1, topic: s, simulated: {}}]\n"
+	c, err := Parse(strings.NewReader(yaml + "home_assistant: {discovery: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `sensors[1].name: "tank_1" and sensors[0] "tank.1" are both the Home Assistant id "tank_1"`) {
+		t.Errorf("tank.1 and tank_1 with discovery: %v, want an error naming both", err)
+	}
+	c, err = Parse(strings.NewReader(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("tank.1 and tank_1 without discovery: %v", err)
+	}
+}
