@@ -100,7 +100,7 @@ func (p *Partition) storedLogStart() int64 {
 			err = nil
 		}
 		if err == nil {
-			v, err = strconv.ParseInt(strings.TrimSpace(string(buf[:n])), 10, 64)
+			v, err = parseLogStart(buf[:n])
 		}
 	}
 	if err != nil {
@@ -108,4 +108,13 @@ func (p *Partition) storedLogStart() int64 {
 		return -1
 	}
 	return v
+}
+
+// parseLogStart parses a log start file: a decimal offset, then a newline.
+func parseLogStart(b []byte) (int64, error) {
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err == nil && v < 0 {
+		return -1, fmt.Errorf("log start %d is not an offset", v)
+	}
+	return v, err
 }

@@ -13,7 +13,9 @@ import (
 // Dump prints the batches of a segment file, or of every segment of a
 // partition directory, in the format of Kafka's kafka-dump-log; with
 // records it prints every record too (keys and values quoted). It stops at
-// the first damaged batch with a positional error.
+// the first damaged batch with a *CorruptionError, naming the topic and
+// partition when path lies in a data directory (see PartitionOf). Zeros
+// end the data only when nothing but zeros follows them.
 func Dump(w io.Writer, path string, records bool) error {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -51,11 +53,16 @@ func dumpSegment(w io.Writer, path string, records bool) error {
 	for pos := int64(0); pos < size; {
 		h, b, err := r.batch(pos)
 		if errors.Is(err, errEndOfData) {
-			fmt.Fprintf(w, "end of data at position %d (%d preallocated bytes follow)\n", pos, size-pos)
-			return nil
+			if zeroFrom(r, pos, size) {
+				fmt.Fprintf(w, "end of data at position %d (%d preallocated bytes follow)\n", pos, size-pos)
+				return nil
+			}
+			// Zeros where a batch should start, with data after them: a
+			// zeroed sector, not the end (as Verify sees it).
+			err = fmt.Errorf("zeroed bytes where a batch should start, with data after them: %w", err)
 		}
 		if err != nil {
-			return &CorruptionError{Segment: path, Position: pos, Err: err}
+			return dumpCorruption(path, pos, err)
 		}
 		tsType := "CreateTime"
 		if h.LogAppendTime() {
@@ -71,7 +78,7 @@ func dumpSegment(w io.Writer, path string, records bool) error {
 		if records {
 			_, recs, err := DecodeRecords(b)
 			if err != nil {
-				return &CorruptionError{Segment: path, Position: pos, Err: err}
+				return dumpCorruption(path, pos, err)
 			}
 			for _, rec := range recs {
 				keys := make([]string, len(rec.Headers))
@@ -85,6 +92,32 @@ func dumpSegment(w io.Writer, path string, records bool) error {
 		pos += int64(h.Size())
 	}
 	return nil
+}
+
+// dumpCorruption reports damage at pos in the segment file path, naming
+// its topic and partition when the path lies in a data directory.
+func dumpCorruption(path string, pos int64, err error) error {
+	ce := &CorruptionError{Segment: path, Position: pos, Err: err}
+	if _, topic, id, ok := PartitionOf(filepath.Dir(path)); ok {
+		ce.Topic, ce.Partition = topic, id
+	}
+	return ce
+}
+
+// PartitionOf returns the data directory, topic and partition of a
+// partition directory DATA/topics/<topic>/<partition>; ok is false when
+// dir does not lie so (a segment copied elsewhere, say).
+func PartitionOf(dir string) (data, topic string, partition int32, ok bool) {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	topicDir := filepath.Dir(dir)
+	topics := filepath.Dir(topicDir)
+	id, err := strconv.ParseInt(filepath.Base(dir), 10, 32)
+	if err != nil || id < 0 || filepath.Base(topics) != topicsDir {
+		return "", "", 0, false
+	}
+	return filepath.Dir(topics), filepath.Base(topicDir), int32(id), true
 }
 
 func sizeOf(b []byte) int {

@@ -177,6 +177,12 @@ func (p *Partition) load() error {
 		total += s.alloc
 	}
 	act := segs[len(segs)-1]
+	// Records below the stored start were deleted, even when the data now
+	// ends before it (a tail lost in a crash, or cut by Repair): the log
+	// then starts empty at the stored start, and offsets go on from there,
+	// never handing out again one that a deleted record had.
+	start := max(segs[0].base, p.storedLogStart())
+	act.next = max(act.next, start)
 
 	p.l.addUsed(total - p.bytes.Swap(total))
 	p.mu.Lock()
@@ -187,10 +193,6 @@ func (p *Partition) load() error {
 	p.segMu.Lock()
 	old := p.segments
 	p.segments = segs
-	start := segs[0].base
-	if v := p.storedLogStart(); v > start && v <= act.next {
-		start = v
-	}
 	p.logStart.Store(start)
 	p.publish(&durableState{hw: act.next, seg: act, pos: act.size}, true)
 	p.segMu.Unlock()

@@ -1,10 +1,12 @@
 package log
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -36,8 +38,12 @@ func (a RepairAction) String() string {
 // not be in use (it takes meta.db's lock to make sure). Torn tails and
 // untrimmed zeros are truncated; a segment with damage in the middle is
 // rewritten with every whole, valid batch found around the damage, keeping
-// their offsets, so that only the damaged batches are lost; index files
-// that disagree with their data are deleted, to be rebuilt on open.
+// their offsets, so that only the damaged batches are lost (a batch whose
+// base offset alone is damaged is put back at its offset); index files
+// that disagree with their data are deleted, to be rebuilt on open, and
+// so are those of a segment file that is gone. A log start past the end
+// of the data gets an empty segment there; one that cannot be parsed is
+// left for the administrator.
 func Repair(dir string) ([]RepairAction, error) {
 	actions, err := repairFiles(dir)
 	if err != nil || len(actions) == 0 {
@@ -57,8 +63,36 @@ func repairFiles(dir string) ([]RepairAction, error) {
 		return nil, err
 	}
 	defer meta.Close()
+	pds, err := partitionDirs(dir)
+	if err != nil {
+		return nil, err
+	}
 	var actions []RepairAction
-	err = scanSegments(dir, func(seg segmentFile, sc segmentScan) error {
+	for _, pd := range pds {
+		acts, err := repairPartition(pd)
+		actions = append(actions, acts...)
+		if err != nil {
+			return actions, err
+		}
+	}
+	return actions, nil
+}
+
+// repairPartition fixes one partition directory: index files whose
+// segment is gone, then each segment, then the stored log start against
+// the data that is left.
+func repairPartition(pd partitionDir) ([]RepairAction, error) {
+	var actions []RepairAction
+	for _, base := range pd.orphans {
+		p := orphanProblem(pd, base)
+		logPath := filepath.Join(pd.dir, segmentName(base)+logSuffix)
+		if err := removeIndexes(logPath); err != nil {
+			return actions, err
+		}
+		actions = append(actions, RepairAction{Topic: pd.topic, Partition: pd.partition, Path: logPath,
+			Action: fmt.Sprintf("removed the index files (%s: %v)", p.Kind, p.Err)})
+	}
+	err := scanPartition(pd, func(seg segmentFile, sc segmentScan) error {
 		act := RepairAction{Topic: seg.pd.topic, Partition: seg.pd.partition, Path: seg.path}
 		switch {
 		case len(sc.problems) == 0:
@@ -83,7 +117,65 @@ func repairFiles(dir string) ([]RepairAction, error) {
 		actions = append(actions, act)
 		return removeIndexes(seg.path)
 	})
+	if err != nil {
+		return actions, err
+	}
+	act, ok, err := repairLogStart(pd)
+	if ok {
+		actions = append(actions, act)
+	}
 	return actions, err
+}
+
+// repairLogStart handles a stored log start past the end of the data
+// (records up to it were lost after DeleteRecords): it creates an empty
+// segment at the log start, so that the log durably goes on from there,
+// as Kafka does, rather than handing out again offsets that the deleted
+// records had and consumers may have seen. A file that cannot be parsed
+// is left: only the administrator knows where the log started.
+func repairLogStart(pd partitionDir) (RepairAction, bool, error) {
+	act := RepairAction{Topic: pd.topic, Partition: pd.partition, Path: filepath.Join(pd.dir, logStartFile)}
+	start, err := readLogStart(act.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return act, false, nil
+	}
+	if err != nil {
+		act.Action = fmt.Sprintf("left as it is (%v): write the log start offset into it, or delete it to serve every record of the segments again", err)
+		return act, true, nil
+	}
+	end, known, err := partitionEnd(pd)
+	if err != nil || !known || start <= end {
+		return act, false, err
+	}
+	act.Path = filepath.Join(pd.dir, segmentName(start)+logSuffix)
+	f, err := os.OpenFile(act.Path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return act, false, err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = (OSFS{}).SyncDir(pd.dir)
+	}
+	act.Action = fmt.Sprintf("created an empty segment at the log start %d, past the end of the data at %d: offsets go on from the log start", start, end)
+	return act, err == nil, err
+}
+
+// partitionEnd rescans a partition's active segment and returns the
+// offset after its last record, and false if damage hides it.
+func partitionEnd(pd partitionDir) (int64, bool, error) {
+	if len(pd.bases) == 0 {
+		return 0, true, nil
+	}
+	base := pd.bases[len(pd.bases)-1]
+	sc, err := scanSegment(pd, filepath.Join(pd.dir, segmentName(base)+logSuffix), base, 1<<62, true)
+	if err != nil {
+		return 0, false, err
+	}
+	end, known := dataEnd(pd, sc)
+	return end, known, nil
 }
 
 func truncateFile(path string, size int64) (int64, error) {
@@ -128,12 +220,17 @@ func salvage(path string, base, limit int64, act *RepairAction) error {
 	}
 	defer os.Remove(tmpPath) // after a successful rename this fails harmlessly
 	var kept int64
+	restored := 0
 	next := base
 	pos := int64(0)
 	for pos < size {
 		h, b, err := r.batch(pos)
 		if errors.Is(err, errEndOfData) && zeroFrom(r, pos, size) {
 			break // only zeros follow: the end
+		}
+		if err == nil && damagedBase(r, pos, size, next, h) {
+			h, b, err = restoredBatch(r, pos, next)
+			restored++
 		}
 		if err != nil || h.BaseOffset < next || h.LastOffset() >= limit {
 			found, fh, ok := findNextBatch(r, pos+1, size, next, limit)
@@ -169,5 +266,21 @@ func salvage(path string, base, limit int64, act *RepairAction) error {
 	}
 	act.LostBytes = size - kept
 	act.Action = fmt.Sprintf("rewrote the segment with the %d bytes of valid batches around the damage", kept)
+	if restored > 0 {
+		act.Action += fmt.Sprintf(", %d of them put back at the offset their damaged base offset field lost", restored)
+	}
 	return nil
+}
+
+// restoredBatch reads the batch at pos again (damagedBase read past it,
+// reusing the reader's buffer) as a copy whose base offset is base.
+func restoredBatch(r *batchReader, pos, base int64) (BatchHeader, []byte, error) {
+	h, b, err := r.batch(pos)
+	if err != nil {
+		return h, nil, err
+	}
+	b = slices.Clone(b)
+	binary.BigEndian.PutUint64(b[batchBaseOffsetPos:], uint64(base))
+	h.BaseOffset = base
+	return h, b, nil
 }

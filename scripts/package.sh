@@ -9,9 +9,10 @@
 #   DIST=/tmp/out scripts/package.sh  # another output directory
 #
 # Each package installs /usr/bin/spool, /etc/spool/spool.yaml (a conffile,
-# from configs/spool-service.yaml) and /lib/systemd/system/spool.service,
-# creates the spool system user and /var/lib/spool, and leaves enabling the
-# service to the administrator. The armv6 and armv7 packages are both
+# from configs/spool-service.yaml), /lib/systemd/system/spool.service and
+# /usr/share/doc/spool/copyright (scripts/package/copyright), creates the
+# spool system user and /var/lib/spool, and leaves enabling the service to
+# the administrator. The armv6 and armv7 packages are both
 # Architecture: armhf (Raspberry Pi OS 32-bit is armhf, on ARMv6 boards
 # too); take armv6 for a Pi Zero or 1, armv7 for a Pi 2 or 3.
 set -euo pipefail
@@ -25,14 +26,30 @@ NFPM_VERSION=v2.48.0
 version="${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}"
 export VERSION="$version"
 # A Debian version starts with a digit and has no hyphen without a
-# revision: v1.2.0-3-gabc1234-dirty becomes 1.2.0+3+gabc1234+dirty, an
-# untagged commit abc1234 becomes 0.0.0~gitabc1234.
+# revision, and must sort as the releases do:
+#   v1.2.0-3-gabc1234-dirty  1.2.0+3+gabc1234+dirty  (git describe: after the tag)
+#   v1.2.0-rc1               1.2.0~rc1               (a pre-release: ~ sorts before 1.2.0)
+#   v1.2.0-rc1-3-gabc1234    1.2.0~rc1+3+gabc1234
+#   v1.2.0-test              1.2.0+test              (any other label: a local build)
+#   abc1234 (untagged)       0.0.0~gitabc1234
 deb_version="${version#v}"
+suffix=""
+if [[ "$deb_version" =~ ^(.*)-([0-9]+)-(g[0-9a-f]+)(-dirty)?$ ]]; then
+  deb_version="${BASH_REMATCH[1]}"
+  suffix="+${BASH_REMATCH[2]}+${BASH_REMATCH[3]}${BASH_REMATCH[4]:++dirty}"
+elif [[ "$deb_version" == *-dirty ]]; then
+  deb_version="${deb_version%-dirty}"
+  suffix="+dirty"
+fi
 # (A commit id may start with a digit too, but has no dot.)
 if [[ "$deb_version" =~ ^[0-9]+\.[0-9] ]]; then
-  deb_version="${deb_version//-/+}"
+  if [[ "$deb_version" =~ ^([^-]*)-((alpha|beta|pre|rc)([.-]?[0-9]+)*)$ ]]; then
+    pre="${BASH_REMATCH[2]}"
+    deb_version="${BASH_REMATCH[1]}~${pre//-/.}"
+  fi
+  deb_version="${deb_version//-/+}$suffix"
 else
-  deb_version="0.0.0~git${deb_version//-/+}"
+  deb_version="0.0.0~git${deb_version//-/+}$suffix"
 fi
 
 dist="${DIST:-dist}"

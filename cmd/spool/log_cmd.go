@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	spoollog "github.com/spoolmq/spool/log"
 )
@@ -37,13 +39,32 @@ func runLogDump(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := spoollog.Dump(stdout, fs.Arg(0), *records); err != nil {
+		var ce *spoollog.CorruptionError
+		if errors.As(err, &ce) {
+			return failDump(stderr, ce)
+		}
 		return fail(stderr, "%v", err)
 	}
 	return 0
 }
 
+// failDump reports a damaged batch found by dump, with the repair command
+// for the data directory the segment lies in. A segment outside one (a
+// copy) has no topic and partition to name.
+func failDump(stderr io.Writer, ce *spoollog.CorruptionError) int {
+	data, _, _, ok := spoollog.PartitionOf(filepath.Dir(ce.Segment))
+	if !ok {
+		return fail(stderr, "corrupt segment %s at byte %d: %v (copy it into a partition directory DATA/topics/<topic>/<partition>/ to repair it with 'spool log repair DATA')",
+			ce.Segment, ce.Position, ce.Err)
+	}
+	fail(stderr, "%v", ce)
+	fmt.Fprintf(stderr, "stop spool, then 'spool log repair %s' keeps every valid batch around the damage\n", data)
+	return 1
+}
+
 // runLogVerify exits 0 when the data directory is clean and 1 with one
-// line per problem when it is not.
+// line per problem when it is not. Warnings (harmless leftovers) are
+// printed but do not fail it.
 func runLogVerify(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("spool log verify", stderr)
 	if code := parseFlags(fs, args); code >= 0 {
@@ -57,12 +78,20 @@ func runLogVerify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "verify: %v", err)
 	}
+	warnings := 0
 	for _, p := range probs {
 		fmt.Fprintln(stdout, p.String())
+		if p.Warning {
+			warnings++
+		}
 	}
-	if len(probs) > 0 {
-		fmt.Fprintf(stdout, "%d problem(s); 'spool log repair %s' fixes them (stop spool first)\n", len(probs), fs.Arg(0))
+	if n := len(probs) - warnings; n > 0 {
+		fmt.Fprintf(stdout, "%d problem(s); 'spool log repair %s' fixes them (stop spool first)\n", n, fs.Arg(0))
 		return 1
+	}
+	if warnings > 0 {
+		fmt.Fprintf(stdout, "ok: every segment and index is intact; %d leftover(s) that 'spool log repair %s' removes\n", warnings, fs.Arg(0))
+		return 0
 	}
 	fmt.Fprintln(stdout, "ok: every segment and index is intact")
 	return 0

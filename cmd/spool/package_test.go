@@ -99,6 +99,7 @@ func TestDebianPackage(t *testing.T) {
 		`-rwxr-xr-x root/root +\d+ \S+ \S+ \./usr/bin/spool\n`,
 		`-rw-r----- root/spool +\d+ \S+ \S+ \./etc/spool/spool\.yaml\n`,
 		`-rw-r--r-- root/root +\d+ \S+ \S+ \./lib/systemd/system/spool\.service\n`,
+		`-rw-r--r-- root/root +\d+ \S+ \S+ \./usr/share/doc/spool/copyright\n`,
 	} {
 		if !regexp.MustCompile(want).MatchString(listing) {
 			t.Errorf("no member matching %q in:\n%s", want, listing)
@@ -120,6 +121,7 @@ func TestDebianPackage(t *testing.T) {
 		"usr/bin/spool":                    {0o755, ""},
 		"etc/spool/spool.yaml":             {0o640, "configs/spool-service.yaml"},
 		"lib/systemd/system/spool.service": {0o644, "configs/spool.service"},
+		"usr/share/doc/spool/copyright":    {0o644, "scripts/package/copyright"},
 	}
 	var got []string
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -316,5 +318,92 @@ func TestMaintainerScripts(t *testing.T) {
 	}
 	for _, script := range []string{"preremove.sh", "postremove.sh"} {
 		run(script, "remove")
+	}
+}
+
+// An administrator may delete a conffile; dpkg then leaves it deleted on
+// upgrade. postinst succeeds then, and leaves the missing file alone: here
+// stat and chgrp behave as the real ones do on a missing file.
+func TestPostinstWithoutConffile(t *testing.T) {
+	tmp := t.TempDir()
+	fakes := filepath.Join(tmp, "bin")
+	if err := os.Mkdir(fakes, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fake := map[string]string{
+		"install":   `exit 0`,
+		"systemctl": `exit 0`,
+		// /etc/spool/spool.yaml does not exist.
+		"stat":  `echo "stat: cannot statx '/etc/spool/spool.yaml': No such file or directory" >&2; exit 1`,
+		"chgrp": `echo "chgrp: cannot access '/etc/spool/spool.yaml': No such file or directory" >&2; exit 1`,
+	}
+	for name, body := range fake {
+		if err := os.WriteFile(filepath.Join(fakes, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", filepath.Join(repoRoot, "scripts/package/postinstall.sh"), "configure", "0.9.0")
+	cmd.Env = []string{"PATH=" + fakes + ":/usr/bin:/bin"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("postinst configure (upgrade, the conffile deleted by the administrator) failed: %v\n%s", err, out)
+	}
+}
+
+// debVersion runs scripts/package.sh with VERSION=version on a stand-in
+// binary and returns the package's Version field.
+func debVersion(t *testing.T, version string) string {
+	t.Helper()
+	dist := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dist, "spool-linux-amd64"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runScript(t, 5*time.Minute, []string{"DIST=" + dist, "VERSION=" + version, "SKIP_BUILD=1"}, "scripts/package.sh", "amd64")
+	debs, _ := filepath.Glob(filepath.Join(dist, "*.deb"))
+	if len(debs) != 1 {
+		t.Fatalf("packages %v", debs)
+	}
+	return strings.TrimSpace(output(t, "dpkg-deb", "-f", debs[0], "Version"))
+}
+
+// Package versions sort as the releases do, or apt would not upgrade: a
+// release candidate before its release (v1.2.0-rc1 as 1.2.0~rc1), and a
+// commit git describe places after a tag after that tag.
+func TestDebVersionOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs nfpm")
+	}
+	needTool(t, "dpkg-deb")
+	for _, c := range []struct{ version, want, op, than string }{
+		{"v1.2.0-rc1", "1.2.0~rc1", "lt", "1.2.0"},
+		{"v1.2.0-rc1-3-gabc1234-dirty", "1.2.0~rc1+3+gabc1234+dirty", "lt", "1.2.0"},
+		{"v1.2.0-3-gabc1234", "1.2.0+3+gabc1234", "gt", "1.2.0"},
+	} {
+		got := debVersion(t, c.version)
+		if got != c.want {
+			t.Errorf("VERSION=%s packages as Version %s, want %s", c.version, got, c.want)
+		}
+		if err := exec.Command("dpkg", "--compare-versions", got, c.op, c.than).Run(); err != nil {
+			t.Errorf("VERSION=%s packages as Version %s, which dpkg does not sort %s %s", c.version, got, c.op, c.than)
+		}
+	}
+}
+
+// Debian policy 12.5: every package ships its copyright file as
+// /usr/share/doc/<package>/copyright (lintian: no-copyright-file, an error).
+func TestDebHasCopyright(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs nfpm")
+	}
+	needTool(t, "dpkg-deb")
+	dist := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dist, "spool-linux-amd64"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runScript(t, 5*time.Minute, []string{"DIST=" + dist, "VERSION=1.0.0", "SKIP_BUILD=1"}, "scripts/package.sh", "amd64")
+	listing := output(t, "dpkg-deb", "-c", filepath.Join(dist, "spool_1.0.0_amd64.deb"))
+	if !strings.Contains(listing, "./usr/share/doc/spool/copyright\n") {
+		t.Errorf("the package has no /usr/share/doc/spool/copyright:\n%s", listing)
 	}
 }

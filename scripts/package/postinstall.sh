@@ -5,8 +5,10 @@
 set -e
 install -d -o spool -g spool -m 0750 /var/lib/spool
 # Where dpkg could not give the config its group (no such group while
-# unpacking), fix it so that the service can read it.
-if [ "$(stat -c %G /etc/spool/spool.yaml)" != spool ]; then
+# unpacking), fix it so that the service can read it. An administrator may
+# have deleted the conffile, which dpkg then leaves deleted on upgrade:
+# there is nothing to fix then.
+if group="$(stat -c %G /etc/spool/spool.yaml 2>/dev/null)" && [ "$group" != spool ]; then
   chgrp spool /etc/spool/spool.yaml
 fi
 if [ -d /run/systemd/system ]; then
