@@ -52,7 +52,8 @@ type Broker struct {
 	conns        connSet // of every listener
 	// subs says whether publishes have anyone to be delivered to.
 	subs *subscriptionSet
-	qos2 qos2Arrivals // QoS 2 publishes not yet settled
+	qos2 qos2Arrivals  // QoS 2 publishes not yet settled
+	ids  packetIDSwaps // SUBSCRIBE/UNSUBSCRIBE ids handed to mochi under stand-ins
 
 	meta        *spoollog.Meta
 	egress      []*egress

@@ -490,6 +490,8 @@ func (rc *rawClient) encode(pk packets.Packet) []byte {
 		err = pk.PubcompEncode(&buf)
 	case packets.Subscribe:
 		err = pk.SubscribeEncode(&buf)
+	case packets.Unsubscribe:
+		err = pk.UnsubscribeEncode(&buf)
 	case packets.Pingreq:
 		err = pk.PingreqEncode(&buf)
 	case packets.Disconnect:
@@ -577,6 +579,8 @@ func (rc *rawClient) tryRead(timeout time.Duration) (packets.Packet, error) {
 		err = pk.PubcompDecode(body)
 	case packets.Suback:
 		err = pk.SubackDecode(body)
+	case packets.Unsuback:
+		err = pk.UnsubackDecode(body)
 	case packets.Disconnect:
 		err = pk.DisconnectDecode(body)
 	case packets.Pingresp:

@@ -23,7 +23,7 @@ func (h *ingestHook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnConnect, mqtt.OnSessionEstablished,
 		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnClientExpired,
-		mqtt.OnPacketRead:
+		mqtt.OnPacketRead, mqtt.OnPacketEncode:
 		return true
 	}
 	return false
@@ -34,6 +34,9 @@ func (h *ingestHook) Provides(b byte) bool {
 // OnPublish (see qos2Arrivals.storedResend); settling it puts the PUBREC
 // back.
 func (h *ingestHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Subscribe || pk.FixedHeader.Type == packets.Unsubscribe {
+		return h.b.ids.swapIn(cl, pk), nil // packetids.go
+	}
 	if pk.FixedHeader.Type == packets.Disconnect && pk.Properties.SessionExpiryIntervalFlag {
 		// mochi caps the session expiry of CONNECT, not of DISCONNECT.
 		pk.Properties.SessionExpiryInterval = min(pk.Properties.SessionExpiryInterval, h.b.sessions.maxExpiry)
@@ -47,6 +50,12 @@ func (h *ingestHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.P
 		cl.State.Inflight.Delete(pk.PacketID)
 	}
 	return pk, nil
+}
+
+// OnPacketEncode gives a SUBACK or UNSUBACK the client's own packet id
+// back (packetids.go).
+func (h *ingestHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	return h.b.ids.swapOut(cl, pk)
 }
 
 // OnClientExpired removes an expired session's subscriptions from mochi's
@@ -164,6 +173,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 // was counted where it was decided, not as a disconnect.
 func (h *ingestHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.b.queues.Delete(cl)
+	h.b.ids.forget(cl)
 	if cause := cl.StopCause(); cause != nil && !errors.Is(cause, err) {
 		return
 	}
