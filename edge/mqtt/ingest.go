@@ -23,7 +23,7 @@ func (h *ingestHook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnConnect, mqtt.OnSessionEstablished,
 		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnClientExpired,
-		mqtt.OnPacketRead, mqtt.OnPacketEncode:
+		mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnWillSent:
 		return true
 	}
 	return false

@@ -138,6 +138,7 @@ func (b *Broker) sendRestoredWill(cl *mqtt.Client) {
 	}
 	b.lg.Info("sending the delayed will of a session restored after a restart", "client", cl.ID, "topic", w.TopicName)
 	_ = b.deliver(pk)
+	b.storeWill(cl.ID, pk)
 	b.sessions.putClient(cl)
 }
 
