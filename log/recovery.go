@@ -2,6 +2,7 @@ package log
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 )
@@ -87,10 +88,18 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 		if errors.Is(err, errEndOfData) {
 			break
 		}
-		if err == nil && h.BaseOffset < next {
-			// (A gap is allowed: repair leaves one where it cut a
-			// damaged batch out.)
+		switch {
+		case err != nil:
+		case h.BaseOffset < next:
 			err = errors.New("batch offset goes back past the previous batch")
+		case h.BaseOffset > next && !continued(&r, pos, h, fileSize):
+			// The flusher writes offsets in sequence; only repair leaves
+			// a gap, where it cut a damaged batch out, and batches follow
+			// it in sequence. A jump to a batch nothing continues is a
+			// damaged base offset (the CRC does not cover it) or a stale
+			// batch: taking it would make every offset up to it
+			// unreadable.
+			err = fmt.Errorf("batch offset %d jumps ahead of %d", h.BaseOffset, next)
 		}
 		if err != nil {
 			rep.reason = err
@@ -185,4 +194,15 @@ func lastValidEntry(r *batchReader, idx []offsetEntry, base int64) ([]offsetEntr
 		idx = idx[:len(idx)-1]
 	}
 	return idx, 0, base
+}
+
+// continued reports whether a whole batch follows the batch h at pos and
+// continues its offsets.
+func continued(r *batchReader, pos int64, h BatchHeader, size int64) bool {
+	at := pos + int64(h.Size())
+	if at >= size {
+		return false
+	}
+	nh, _, err := r.batch(at)
+	return err == nil && nh.BaseOffset == h.LastOffset()+1
 }
