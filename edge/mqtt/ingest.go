@@ -142,25 +142,31 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		q.complete(p, nil)
 		return pk, packets.ErrRejectPacket
 	}
-	e := encoders.Get().(*recordEncoder)
-	key, ok := rt.recordKey(e, &pk, cl.ID)
-	if !ok {
-		b.stats.keyMissing.Add(1)
-	}
-	enc, err := e.appendRecord(&pk, key, time.Now().UnixMilli())
-	if err == nil {
-		var part *spoollog.Partition
-		part, err = rt.topic.Partition(rt.topic.PartitionFor(key, len(enc)))
-		if err == nil {
-			// AppendAsync copies enc into the partition's queue.
-			err = part.AppendOwnAsync(enc, p.onAppend)
-		}
-	}
-	e.put()
-	if err != nil {
+	if err := b.appendPublish(rt, &pk, cl.ID, p.onAppend); err != nil {
 		q.complete(p, err)
 	}
 	return pk, packets.ErrRejectPacket
+}
+
+// appendPublish encodes pk as a record of its route's topic, keyed as the
+// route says, and queues it; done is called once it is durable or failed.
+// An error found before queueing is returned and done is not called.
+func (b *Broker) appendPublish(rt *route, pk *packets.Packet, clientID string, done func(spoollog.AppendResult, error)) error {
+	e := encoders.Get().(*recordEncoder)
+	defer e.put()
+	key, ok := rt.recordKey(e, pk, clientID)
+	if !ok {
+		b.stats.keyMissing.Add(1)
+	}
+	enc, err := e.appendRecord(pk, key, time.Now().UnixMilli())
+	if err != nil {
+		return err
+	}
+	part, err := rt.topic.Partition(rt.topic.PartitionFor(key, len(enc)))
+	if err != nil {
+		return err
+	}
+	return part.AppendOwnAsync(enc, done) // it copies enc into the partition's queue
 }
 
 // OnDisconnect forgets the connection's queue; publishes still waiting

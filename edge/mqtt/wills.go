@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"errors"
-	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -26,23 +25,11 @@ func (b *Broker) storeWill(clientID string, pk packets.Packet) {
 		return
 	}
 	b.stats.received.Add(1)
-	e := encoders.Get().(*recordEncoder)
-	defer e.put()
-	key, ok := rt.recordKey(e, &pk, clientID)
-	if !ok {
-		b.stats.keyMissing.Add(1)
-	}
-	enc, err := e.appendRecord(&pk, key, time.Now().UnixMilli())
-	if err == nil {
-		var part *spoollog.Partition
-		if part, err = rt.topic.Partition(rt.topic.PartitionFor(key, len(enc))); err == nil {
-			err = part.AppendOwnAsync(enc, func(_ spoollog.AppendResult, err error) {
-				if err != nil {
-					b.willLost(clientID, pk.TopicName, err)
-				}
-			})
+	err := b.appendPublish(rt, &pk, clientID, func(_ spoollog.AppendResult, err error) {
+		if err != nil {
+			b.willLost(clientID, pk.TopicName, err)
 		}
-	}
+	})
 	if err != nil {
 		b.willLost(clientID, pk.TopicName, err)
 	}
