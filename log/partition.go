@@ -159,6 +159,9 @@ func (p *Partition) load() error {
 			closeAll()
 			return fmt.Errorf("recover %s: %w", path, err)
 		}
+		if rep.restored > 0 {
+			p.lg.Warn("restored damaged base offsets in the active segment", "segment", path, "batches", rep.restored)
+		}
 		if rep.dropped > 0 {
 			p.lg.Warn("truncated torn tail of the active segment",
 				"segment", path, "position", rep.size, "dropped_bytes", rep.dropped, "reason", rep.reason)

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ type tailReport struct {
 	size        int64 // bytes of whole batches kept
 	dropped     int64 // bytes after them that were not zeros, discarded
 	reason      error // why the scan stopped, when it stopped on damage
+	restored    int   // batches whose damaged base offset was put back
 }
 
 // openActiveSegment opens the last segment of a partition and recovers its
@@ -92,14 +94,23 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 		case err != nil:
 		case h.BaseOffset < next:
 			err = errors.New("batch offset goes back past the previous batch")
-		case h.BaseOffset > next && !continued(&r, pos, h, fileSize):
+		case damagedBase(&r, pos, fileSize, next, h):
+			// Only its base offset, which the CRC does not cover, is
+			// damaged: the batch after it says where it starts. Put it
+			// back, as repair does, rather than cut the good data after.
+			if err = restoreBase(s.f, pos, next); err == nil {
+				rep.restored++
+				h.BaseOffset = next
+			}
+		case h.BaseOffset > next:
 			// The flusher writes offsets in sequence; only repair leaves
 			// a gap, where it cut a damaged batch out, and batches follow
 			// it in sequence. A jump to a batch nothing continues is a
-			// damaged base offset (the CRC does not cover it) or a stale
-			// batch: taking it would make every offset up to it
-			// unreadable.
-			err = fmt.Errorf("batch offset %d jumps ahead of %d", h.BaseOffset, next)
+			// damaged or stale batch: taking it would make every offset
+			// up to it unreadable.
+			if after, ok := baseAfter(&r, pos, fileSize, h); !ok || after != h.LastOffset()+1 {
+				err = fmt.Errorf("batch offset %d jumps ahead of %d", h.BaseOffset, next)
+			}
 		}
 		if err != nil {
 			rep.reason = err
@@ -196,13 +207,12 @@ func lastValidEntry(r *batchReader, idx []offsetEntry, base int64) ([]offsetEntr
 	return idx, 0, base
 }
 
-// continued reports whether a whole batch follows the batch h at pos and
-// continues its offsets.
-func continued(r *batchReader, pos int64, h BatchHeader, size int64) bool {
-	at := pos + int64(h.Size())
-	if at >= size {
-		return false
+// restoreBase writes base as the base offset of the batch at pos, durably.
+func restoreBase(f File, pos, base int64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(base))
+	if _, err := f.WriteAt(b[:], pos+batchBaseOffsetPos); err != nil {
+		return err
 	}
-	nh, _, err := r.batch(at)
-	return err == nil && nh.BaseOffset == h.LastOffset()+1
+	return f.Sync()
 }

@@ -129,3 +129,41 @@ func TestRepairDamagedBaseOffset(t *testing.T) {
 		}
 	}
 }
+
+// A damaged base offset in the active segment's tail (the batch after it
+// says where it starts) is put back at open, as repair does, rather than
+// the good batches after it being cut off as a torn tail.
+func TestOpenRestoresDamagedBaseOffsetInActiveSegment(t *testing.T) {
+	dir, partDir := buildClosedLog(t, "t", DefaultTopicConfig(), 6, func(p *Partition, i int) {
+		recs := []Record{{Timestamp: 1_700_000_000_000 + int64(i), Value: []byte(fmt.Sprintf("v%d", i))}}
+		if _, err := p.AppendRecords(recs, DefaultBatchOptions); err != nil {
+			t.Fatal(err)
+		}
+	})
+	segs := segmentFiles(t, partDir)
+	active := segs[len(segs)-1]
+	batches, _, _ := scanSegmentFile(t, active)
+	if len(batches) < 4 {
+		t.Fatalf("setup: %d batches in the active segment", len(batches))
+	}
+	b := batches[2]
+	var field [8]byte
+	binary.BigEndian.PutUint64(field[:], uint64(b.base+7))
+	patchFile(t, active, b.pos+batchBaseOffsetPos, field[:])
+
+	for range 2 { // and again after a clean close
+		l := openTestLog(t, dir, Options{})
+		tp, _ := l.Topic("t")
+		p, _ := tp.Partition(0)
+		recs := readAll(t, p)
+		if len(recs) != 6 || p.HighWatermark() != 6 {
+			t.Fatalf("after open: %d records, high watermark %d; want 6", len(recs), p.HighWatermark())
+		}
+		for _, r := range recs {
+			if want := fmt.Sprintf("v%d", r.Offset); string(r.Value) != want {
+				t.Errorf("offset %d holds %q, want %q", r.Offset, r.Value, want)
+			}
+		}
+		l.Close()
+	}
+}

@@ -199,12 +199,22 @@ func scanSegment(pd partitionDir, path string, base, limitOffset int64, active b
 // honest gap (compaction, repair) cannot look so: the batch after it
 // starts past h's last offset, which lies past that point.
 func damagedBase(r *batchReader, pos, size, next int64, h BatchHeader) bool {
-	after := pos + int64(h.Size())
-	if h.BaseOffset == next || after >= size {
+	if h.BaseOffset == next {
 		return false
 	}
-	nh, _, err := r.batch(after)
-	return err == nil && nh.BaseOffset == next+int64(h.LastOffsetDelta)+1
+	after, ok := baseAfter(r, pos, size, h)
+	return ok && after == next+int64(h.LastOffsetDelta)+1
+}
+
+// baseAfter returns the base offset of the whole, valid batch right after
+// the batch h at pos, if there is one.
+func baseAfter(r *batchReader, pos, size int64, h BatchHeader) (int64, bool) {
+	at := pos + int64(h.Size())
+	if at >= size {
+		return 0, false
+	}
+	nh, _, err := r.batch(at)
+	return nh.BaseOffset, err == nil
 }
 
 // validAfter reports whether a valid batch following offset next starts
