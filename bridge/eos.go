@@ -264,7 +264,7 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 			parts = append(parts, txnPart{m: m, end: cursor + 1, skip: true})
 			continue
 		}
-		data, err := m.p.Read(cursor, int(min(int64(k.opts.ReadBytes), budget-total)))
+		data, err := m.p.ReadCommitted(cursor, int(min(int64(k.opts.ReadBytes), budget-total)))
 		if errors.Is(err, spoollog.ErrOffsetOutOfRange) && cursor < m.p.LogStartOffset() {
 			continue // retention moved the start meanwhile: the next round counts the gap
 		}
@@ -287,7 +287,7 @@ func (k *KafkaLink) transaction(ctx context.Context, cl *kgo.Client) (idle bool,
 		for _, sz := range sizes {
 			total += sz
 		}
-		class = max(class, roundClass(m.priority, end >= m.p.HighWatermark()))
+		class = max(class, roundClass(m.priority, end >= m.p.LastStableOffset()))
 		parts = append(parts, txnPart{m: m, recs: recs, sizes: sizes, end: end})
 	}
 	if len(parts) == 0 {
@@ -464,7 +464,7 @@ func (k *KafkaLink) waitForData(ctx context.Context, retry <-chan time.Time) (re
 	// A record appended between the round's read and Notify is not missed:
 	// check once more before sleeping.
 	for _, m := range mirrors {
-		if m.getCursor() < m.p.HighWatermark() {
+		if m.getCursor() < m.p.LastStableOffset() {
 			return false
 		}
 	}

@@ -111,7 +111,7 @@ func (m *mirror) round(ctx context.Context, cl *kgo.Client) (<-chan struct{}, er
 		return nil, m.skipGap(cursor, start)
 	}
 	notify := m.p.Notify() // before the Read that may find nothing
-	data, err := m.p.Read(cursor, m.link.opts.ReadBytes)
+	data, err := m.p.ReadCommitted(cursor, m.link.opts.ReadBytes)
 	if errors.Is(err, spoollog.ErrOffsetOutOfRange) && cursor < m.p.LogStartOffset() {
 		return nil, nil // retention moved the start meanwhile: next round counts the gap
 	}
@@ -134,7 +134,7 @@ func (m *mirror) round(ctx context.Context, cl *kgo.Client) (<-chan struct{}, er
 	for _, sz := range sizes {
 		total += sz
 	}
-	live := end >= m.p.HighWatermark()
+	live := end >= m.p.LastStableOffset()
 	if !m.link.limit.wait(ctx, total, roundClass(m.priority, live)) {
 		return nil, ctx.Err()
 	}
@@ -241,7 +241,7 @@ func (m *mirror) decode(data []byte, cursor int64) ([]pending, []int64, int64, e
 	var recs []pending
 	var sizes []int64
 	edge := []byte(m.link.opts.Site)
-	end, err := spoollog.EachRecord(data, cursor, func(r spoollog.Record) error {
+	end, err := m.p.EachCommitted(data, cursor, func(r spoollog.Record) error {
 		hdrs := make([]kgo.RecordHeader, 0, len(r.Headers)+4)
 		for _, h := range r.Headers {
 			hdrs = append(hdrs, kgo.RecordHeader{Key: h.Key, Value: h.Value})

@@ -433,7 +433,7 @@ func (m *mqttMirror) round(ctx, conn context.Context, cl publisher) (<-chan stru
 		return nil, m.skipGap(cursor, start)
 	}
 	notify := m.p.Notify()
-	data, err := m.p.Read(cursor, o.ReadBytes)
+	data, err := m.p.ReadCommitted(cursor, o.ReadBytes)
 	if errors.Is(err, spoollog.ErrOffsetOutOfRange) && cursor < m.p.LogStartOffset() {
 		return nil, nil
 	}
@@ -443,7 +443,7 @@ func (m *mqttMirror) round(ctx, conn context.Context, cl publisher) (<-chan stru
 	if len(data) == 0 {
 		return notify, nil
 	}
-	recs, end, err := decodeLocal(data, cursor)
+	recs, end, err := decodeLocal(m.p, data, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -534,10 +534,11 @@ func (m *mqttMirror) round(ctx, conn context.Context, cl publisher) (<-chan stru
 }
 
 // decodeLocal returns the records of stored batches at or after cursor, and
-// the offset after the last batch; control batches are skipped.
-func decodeLocal(data []byte, cursor int64) ([]spoollog.Record, int64, error) {
+// the offset after the last batch; control batches and aborted
+// transactions are skipped.
+func decodeLocal(p *spoollog.Partition, data []byte, cursor int64) ([]spoollog.Record, int64, error) {
 	var recs []spoollog.Record
-	end, err := spoollog.EachRecord(data, cursor, func(r spoollog.Record) error {
+	end, err := p.EachCommitted(data, cursor, func(r spoollog.Record) error {
 		recs = append(recs, r)
 		return nil
 	})

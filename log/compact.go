@@ -3,6 +3,7 @@ package log
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"time"
 )
@@ -30,10 +31,14 @@ func (p *Partition) compact(cfg TopicConfig, now time.Time) error {
 		return nil // nothing new sealed, no tombstone due
 	}
 
+	// Pending transactions are not compacted (the LSO bounds the pass),
+	// and aborted ones never supersede anything: they are dropped.
+	lso := p.LastStableOffset()
+	aborted := p.AbortedTxns(0, math.MaxInt64)
 	latest := map[string]int64{}
 	for _, s := range sealed {
 		err := eachBatch(s, func(h BatchHeader, batch []byte) error {
-			if h.Control() {
+			if h.Control() || h.BaseOffset >= lso || isAborted(aborted, h) {
 				return nil
 			}
 			_, recs, err := DecodeRecords(batch)
@@ -55,7 +60,7 @@ func (p *Partition) compact(cfg TopicConfig, now time.Time) error {
 	horizon := now.Add(-cfg.DeleteRetention).UnixMilli()
 	next := time.Time{}
 	for _, s := range sealed {
-		due, err := p.compactSegment(s, latest, horizon)
+		due, err := p.compactSegment(s, latest, horizon, lso, aborted)
 		if err != nil {
 			return err
 		}
@@ -70,12 +75,18 @@ func (p *Partition) compact(cfg TopicConfig, now time.Time) error {
 // compactSegment rewrites one sealed segment without the records that a
 // later record of the same key supersedes, nor expired tombstones. It
 // returns the timestamp of the oldest tombstone it kept (zero if none).
-func (p *Partition) compactSegment(s *segment, latest map[string]int64, horizon int64) (time.Time, error) {
+func (p *Partition) compactSegment(s *segment, latest map[string]int64, horizon, lso int64, aborted []AbortedTxn) (time.Time, error) {
 	var out []byte
 	changed := false
 	var oldestTomb int64 = -1
 	err := eachBatch(s, func(h BatchHeader, batch []byte) error {
-		if h.Control() || h.Transactional() {
+		if isAborted(aborted, h) {
+			changed = true
+			return nil
+		}
+		if h.Control() || h.BaseOffset >= lso {
+			// Markers stay: a consumer reading from before them needs them
+			// to end its producer's transaction.
 			out = append(out, batch...)
 			return nil
 		}

@@ -6,9 +6,14 @@ package log
 // next Read starts, and stops at the first damaged batch or error of fn,
 // returning the offset after the batches fully handled before it.
 func EachRecord(data []byte, from int64, fn func(Record) error) (int64, error) {
+	return eachRecord(data, from, nil, fn)
+}
+
+// eachRecord is EachRecord that also skips the batches skip reports.
+func eachRecord(data []byte, from int64, skip func(BatchHeader) bool, fn func(Record) error) (int64, error) {
 	next := from
 	err := SplitBatches(data, func(h BatchHeader, batch []byte) error {
-		if !h.Control() {
+		if !h.Control() && (skip == nil || !skip(h)) {
 			_, recs, err := DecodeRecords(batch)
 			if err != nil {
 				return err

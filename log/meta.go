@@ -4,7 +4,10 @@
 //	topics   topic name -> TopicConfig as JSON
 //	offsets  group -> topic + 0x00 + partition (uint32, big-endian) -> committed offset (metaEncodeOffset)
 //	cursors  namespace -> key -> opaque value
+//	txns     topic -> partition (uint32, big-endian) -> the partition's transactions as JSON (txn.go)
 //
+// The txns bucket came after schema version 1 without a bump: older code
+// ignores it, and opening creates it.
 // This layout is part of Spool's on-disk format: changing it means bumping
 // metaSchemaVersion and migrating old databases in OpenMeta.
 
@@ -40,6 +43,7 @@ var (
 	metaBucketTopics     = []byte("topics")
 	metaBucketOffsets    = []byte("offsets")
 	metaBucketCursors    = []byte("cursors")
+	metaBucketTxns       = []byte("txns")
 	metaKeySchemaVersion = []byte("schema_version")
 )
 
@@ -125,7 +129,7 @@ func metaInit(tx *bbolt.Tx) error {
 		}
 		// Migrations from older versions go here once there is one.
 	}
-	for _, name := range [][]byte{metaBucketTopics, metaBucketOffsets, metaBucketCursors} {
+	for _, name := range [][]byte{metaBucketTopics, metaBucketOffsets, metaBucketCursors, metaBucketTxns} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -165,6 +169,9 @@ func (m *Meta) PutTopic(name string, cfg TopicConfig) error {
 func (m *Meta) DeleteTopic(name string) error {
 	err := m.db.Update(func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(metaBucketTopics).Delete([]byte(name)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(metaBucketTxns).DeleteBucket([]byte(name)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
 		offsets := tx.Bucket(metaBucketOffsets)
@@ -670,4 +677,38 @@ func (m *Meta) ApplyCursors(changes []CursorChange) error {
 		return fmt.Errorf("meta: apply cursors: %w", err)
 	}
 	return nil
+}
+
+// putTxns stores a partition's transactions; nil deletes them.
+func (m *Meta) putTxns(topic string, partition int32, v []byte) error {
+	return m.db.Update(func(tx *bbolt.Tx) error {
+		key := binary.BigEndian.AppendUint32(nil, uint32(partition))
+		if v == nil {
+			b := tx.Bucket(metaBucketTxns).Bucket([]byte(topic))
+			if b == nil {
+				return nil
+			}
+			if err := b.Delete(key); err != nil {
+				return err
+			}
+			return metaDropIfEmpty(tx.Bucket(metaBucketTxns), []byte(topic))
+		}
+		b, err := tx.Bucket(metaBucketTxns).CreateBucketIfNotExists([]byte(topic))
+		if err != nil {
+			return err
+		}
+		return b.Put(key, v)
+	})
+}
+
+// getTxns returns a partition's stored transactions, nil if none.
+func (m *Meta) getTxns(topic string, partition int32) ([]byte, error) {
+	var v []byte
+	err := m.db.View(func(tx *bbolt.Tx) error {
+		if b := tx.Bucket(metaBucketTxns).Bucket([]byte(topic)); b != nil {
+			v = metaClone(b.Get(binary.BigEndian.AppendUint32(nil, uint32(partition))))
+		}
+		return nil
+	})
+	return v, err
 }

@@ -79,6 +79,8 @@ type Partition struct {
 	pinsMu sync.Mutex
 	pins   map[string]int64
 
+	txn txnState // transactions (txn.go)
+
 	// cleanMu serialises what deletes or replaces sealed segments:
 	// retention, drop_oldest and compaction. It guards the fields below.
 	cleanMu          sync.Mutex
@@ -99,6 +101,9 @@ func openPartition(l *Log, t *Topic, id int32) (*Partition, error) {
 	}
 	if err := p.load(); err != nil {
 		return nil, p.corruption(err)
+	}
+	if err := p.loadTxns(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -316,7 +316,9 @@ func (a *actuator) followPartition(ctx context.Context, p *spoollog.Partition, f
 	meta := a.opts.Log.Meta()
 	key := a.cursorKey(p.ID())
 	pin := a.pinName() // released by run when the actuator stops, not on a failure
-	offset := p.HighWatermark()
+	// The end of what is committed: a transaction pending there is
+	// applied once it commits.
+	offset := p.LastStableOffset()
 	if fromStart || a.spec.Start == "earliest" {
 		offset = p.LogStartOffset()
 	}
@@ -334,7 +336,7 @@ func (a *actuator) followPartition(ctx context.Context, p *spoollog.Partition, f
 	for {
 		p.Pin(pin, offset)
 		notify := p.Notify()
-		data, err := p.Read(offset, 256<<10)
+		data, err := p.ReadCommitted(offset, 256<<10)
 		if errors.Is(err, spoollog.ErrOffsetOutOfRange) && offset < p.LogStartOffset() {
 			a.lg.Warn("commands deleted before they were applied", "partition", p.ID(), "from", offset, "to", p.LogStartOffset())
 			offset = p.LogStartOffset()
@@ -368,7 +370,7 @@ func (a *actuator) followPartition(ctx context.Context, p *spoollog.Partition, f
 				return nil
 			}
 		}
-		if offset, err = a.apply(ctx, p.ID(), data, offset); err != nil {
+		if offset, err = a.apply(ctx, p, data, offset); err != nil {
 			return err
 		}
 	}
@@ -376,10 +378,11 @@ func (a *actuator) followPartition(ctx context.Context, p *spoollog.Partition, f
 
 // apply handles the commands in data (whole batches) at or after offset
 // and returns the offset after them.
-func (a *actuator) apply(ctx context.Context, part int32, data []byte, offset int64) (int64, error) {
+func (a *actuator) apply(ctx context.Context, p *spoollog.Partition, data []byte, offset int64) (int64, error) {
 	meta := a.opts.Log.Meta()
+	part := p.ID()
 	key := a.cursorKey(part)
-	next, err := spoollog.EachRecord(data, offset, func(r spoollog.Record) error {
+	next, err := p.EachCommitted(data, offset, func(r spoollog.Record) error {
 		if err := ctx.Err(); err != nil {
 			// Stopping (maybe in the middle of a pulse, cut short): the
 			// commands not applied yet wait for the next start rather

@@ -69,6 +69,7 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	count := fs.Int("count", 0, "stop after N records (default: no limit)")
 	format := fs.String("format", "text", "output: text (the value, one a line) or json (one object a line)")
 	printKey := fs.Bool("print-key", false, "text format: print key<TAB>value")
+	isolation := fs.String("isolation", "committed", "committed: only records of committed transactions (as librdkafka and kcat read); uncommitted: also those of pending and aborted ones")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spool consume TOPIC [flags]\nPrints records to stdout and the count to stderr.")
 		fs.PrintDefaults()
@@ -114,6 +115,10 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *format != "text" && *format != "json" {
 		return usageErr("--format %q is not text or json", *format)
 	}
+	if *isolation != "committed" && *isolation != "uncommitted" {
+		return usageErr("--isolation %q is not committed or uncommitted", *isolation)
+	}
+	committed := *isolation == "committed"
 
 	// What the topic holds now: its partitions, log starts and high
 	// watermarks. A consume without --follow reads up to these.
@@ -121,7 +126,7 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	snap, err := snapshotTopic(ctx, adm, topic)
+	snap, err := snapshotTopic(ctx, adm, topic, committed)
 	admCl.Close()
 	if err != nil {
 		return fail(stderr, "consume %s: %v", topic, err)
@@ -141,6 +146,9 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		// them is how the position reaches a high watermark that sits
 		// behind one. They are never printed.
 		kgo.KeepControlRecords(),
+	}
+	if committed {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
 	if *group != "" {
 		first := kgo.NewOffset().AtStart()

@@ -19,16 +19,23 @@ type topicSnapshot struct {
 	start, end map[int32]int64
 }
 
-func snapshotTopic(ctx context.Context, adm *kadm.Client, topic string) (topicSnapshot, error) {
+// snapshotTopic lists a topic's log start offsets and ends. With
+// committed, the ends are the last stable offsets, where a read_committed
+// consumer stops while a transaction is pending.
+func snapshotTopic(ctx context.Context, adm *kadm.Client, topic string, committed bool) (topicSnapshot, error) {
 	if _, err := describeTopic(ctx, adm, topic); err != nil {
 		return topicSnapshot{}, err
 	}
 	snap := topicSnapshot{start: map[int32]int64{}, end: map[int32]int64{}}
+	ends := adm.ListEndOffsets
+	if committed {
+		ends = adm.ListCommittedOffsets
+	}
 	for _, l := range []struct {
 		list func(context.Context, ...string) (kadm.ListedOffsets, error)
 		into map[int32]int64
 		what string
-	}{{adm.ListStartOffsets, snap.start, "start"}, {adm.ListEndOffsets, snap.end, "end"}} {
+	}{{adm.ListStartOffsets, snap.start, "start"}, {ends, snap.end, "end"}} {
 		listed, err := l.list(ctx, topic)
 		if err == nil {
 			err = listed.Error()

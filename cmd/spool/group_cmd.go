@@ -211,7 +211,7 @@ func runGroupResetOffsets(ctx context.Context, args []string, stdout, stderr io.
 		return fail(stderr, "group reset-offsets %s: %v", name, d.Err)
 	}
 
-	snap, err := snapshotTopic(ctx, adm, *topic)
+	snap, err := snapshotTopic(ctx, adm, *topic, false)
 	if err != nil {
 		return fail(stderr, "group reset-offsets %s: %v", name, err)
 	}

@@ -67,13 +67,15 @@ func parseReadParams(r *http.Request) (readParams, error) {
 }
 
 // resolveOffset turns the offset parameter into an offset: the log start
-// when empty or "earliest", the high watermark for "latest".
+// when empty or "earliest", the last stable offset for "latest" (the high
+// watermark unless a transaction is pending: its records come once it
+// commits).
 func resolveOffset(s string, p *spoollog.Partition) (int64, error) {
 	switch s {
 	case "", "earliest":
 		return p.LogStartOffset(), nil
 	case "latest":
-		return p.HighWatermark(), nil
+		return p.LastStableOffset(), nil
 	}
 	o, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || o < 0 {
@@ -219,14 +221,16 @@ var errEnough = errors.New("enough records")
 
 // fetch reads up to limit records at or after from, reading about
 // maxBytes of batches (always at least one batch). Records before from in
-// the first batch, and control batches (transaction markers), are
-// skipped. next is the offset to continue from: after the last record
+// the first batch, control batches (transaction markers) and aborted
+// transactions are skipped. next is the offset to continue from: after the last record
 // returned, or past the batches skipped.
 func fetch(p *spoollog.Partition, from int64, limit, maxBytes int) ([]spoollog.Record, int64, error) {
 	var recs []spoollog.Record
 	next := from
-	for budget := maxBytes; len(recs) < limit && budget > 0 && next < p.HighWatermark(); {
-		data, err := p.Read(next, budget)
+	// Committed records only: nothing past the last stable offset, nothing
+	// of aborted transactions.
+	for budget := maxBytes; len(recs) < limit && budget > 0 && next < p.LastStableOffset(); {
+		data, err := p.ReadCommitted(next, budget)
 		if err != nil {
 			if len(recs) > 0 && errors.Is(err, spoollog.ErrOffsetOutOfRange) {
 				break // what was read stays valid
@@ -242,7 +246,7 @@ func fetch(p *spoollog.Partition, from int64, limit, maxBytes int) ([]spoollog.R
 			if h.LastOffset() < next {
 				return nil
 			}
-			if !h.Control() {
+			if !h.Control() && !p.Aborted(h) {
 				_, rs, err := spoollog.DecodeRecords(batch)
 				if err != nil {
 					return fmt.Errorf("stored batch at offset %d: %w", h.BaseOffset, err)

@@ -83,19 +83,32 @@ func (s *Server) readFetch(r *kmsg.FetchRequest, notify *[]<-chan struct{}) (*km
 				if n == 0 {
 					limit = max(limit, 1) // the first batch with data, whatever its size
 				}
+				committed := r.IsolationLevel == 1
 				if limit > 0 && rp.FetchOffset != p.HighWatermark() {
 					var data []byte
-					data, err = p.Read(rp.FetchOffset, limit)
+					if committed {
+						// Up to the last stable offset, with the aborted
+						// transactions the consumer is to skip.
+						data, err = p.ReadCommitted(rp.FetchOffset, limit)
+					} else {
+						data, err = p.Read(rp.FetchOffset, limit)
+					}
 					if err == nil && (n == 0 || len(data) <= budget) {
 						sp.RecordBatches = data
 						n += len(data)
 						budget -= len(data)
 					}
+					if committed && err == nil && len(sp.RecordBatches) > 0 {
+						for _, a := range p.AbortedTxns(rp.FetchOffset, p.LastStableOffset()) {
+							sp.AbortedTransactions = append(sp.AbortedTransactions,
+								kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.First})
+						}
+					}
 				}
 				// Taken after the read, so that the high watermark answered
 				// covers every batch returned (appends go on meanwhile).
 				sp.HighWatermark = p.HighWatermark()
-				sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
+				sp.LastStableOffset, sp.LogStartOffset = p.LastStableOffset(), p.LogStartOffset()
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)

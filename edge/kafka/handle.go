@@ -52,6 +52,15 @@ func apiTable() map[kmsg.Key]api {
 		kmsg.ListGroups:              {0, 4, (*Server).listGroups},
 		kmsg.DeleteGroups:            {0, 2, (*Server).deleteGroups},
 		kmsg.OffsetDelete:            {0, 0, (*Server).offsetDelete},
+		// Transactions, up to the versions before KIP-890's server-side
+		// checks (AddPartitionsToTxn v4 is for brokers, EndTxn v5 bumps
+		// epochs at every end).
+		kmsg.AddPartitionsToTxn:   {0, 3, (*Server).addPartitionsToTxn},
+		kmsg.AddOffsetsToTxn:      {0, 3, (*Server).addOffsetsToTxn},
+		kmsg.EndTxn:               {0, 3, (*Server).endTxn},
+		kmsg.TxnOffsetCommit:      {0, 3, (*Server).txnOffsetCommit},
+		kmsg.DescribeTransactions: {0, 0, (*Server).describeTransactions},
+		kmsg.ListTransactions:     {0, 1, (*Server).listTransactions},
 		// After a v0 handshake the SASL tokens come as bare frames
 		// (conn.go); librdkafka needs v0 listed to use SASL at all.
 		kmsg.SASLHandshake:    {0, 1, (*Server).saslHandshake},

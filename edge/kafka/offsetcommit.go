@@ -141,6 +141,11 @@ func (s *Server) offsetFetch(_ *connState, req *request) kmsg.Response {
 				for p, f := range parts {
 					gp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 					gp.Partition, gp.Offset, gp.LeaderEpoch, gp.Metadata = p, f.offset, f.leaderEpoch, f.metadata
+					if r.RequireStable && s.txns.pendingOffsets(rg.Group, spoollog.TopicPartition{Topic: t, Partition: p}) {
+						// KIP-447: a transaction will commit this offset;
+						// the consumer asks again once it has.
+						gp.ErrorCode = kerr.UnstableOffsetCommit.Code
+					}
 					gt.Partitions = append(gt.Partitions, gp)
 				}
 				g.Topics = append(g.Topics, gt)
@@ -162,6 +167,9 @@ func (s *Server) offsetFetch(_ *connState, req *request) kmsg.Response {
 			rp := kmsg.NewOffsetFetchResponseTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = p, f.offset, f.leaderEpoch, f.metadata
 			rp.ErrorCode = code
+			if code == 0 && req.version >= 7 && r.RequireStable && s.txns.pendingOffsets(r.Group, spoollog.TopicPartition{Topic: t, Partition: p}) {
+				rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)

@@ -25,7 +25,7 @@ func (s *Server) listOffsets(_ *connState, req *request) kmsg.Response {
 			sp.Partition, sp.Timestamp, sp.Offset, sp.LeaderEpoch = rp.Partition, -1, -1, 0
 			err := terr
 			if err == nil {
-				err = listOffset(t, &sp, rp.Timestamp)
+				err = listOffset(t, &sp, rp.Timestamp, r.IsolationLevel == 1)
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
@@ -38,7 +38,8 @@ func (s *Server) listOffsets(_ *connState, req *request) kmsg.Response {
 }
 
 // listOffset looks up one partition's offset for a ListOffsets timestamp.
-func listOffset(t *spoollog.Topic, sp *kmsg.ListOffsetsResponseTopicPartition, ts int64) error {
+// committed (read_committed) makes the latest offset the last stable one.
+func listOffset(t *spoollog.Topic, sp *kmsg.ListOffsetsResponseTopicPartition, ts int64, committed bool) error {
 	p, err := t.Partition(sp.Partition)
 	if err != nil {
 		return err
@@ -46,6 +47,9 @@ func listOffset(t *spoollog.Topic, sp *kmsg.ListOffsetsResponseTopicPartition, t
 	switch ts {
 	case latestTimestamp:
 		sp.Offset = p.HighWatermark()
+		if committed {
+			sp.Offset = p.LastStableOffset()
+		}
 	case earliestTimestamp:
 		sp.Offset = p.LogStartOffset()
 	case maxTimestamp:

@@ -76,15 +76,13 @@ func (s *Server) startProduce(req *request) *pendingProduce {
 				pr.code, pr.err = kerr.InvalidRequiredAcks.Code, fmt.Errorf("acks %d: only -1, 0 and 1 exist", r.Acks)
 			case terr != nil:
 				pr.code, pr.err = errorCode(terr), terr
-			case r.TransactionID != nil:
-				pr.code, pr.err = kerr.TransactionalIDAuthorizationFailed.Code, errors.New("transactions are not supported")
 			default:
 				pr.part, pr.err = t.Partition(rp.Partition)
 				if pr.err != nil {
 					pr.code = errorCode(pr.err)
 					break
 				}
-				s.appendBatches(pr, rp.Records)
+				s.appendBatches(pr, rp.Records, r.TransactionID)
 			}
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -112,8 +110,9 @@ func (s *Server) startProduce(req *request) *pendingProduce {
 	return pp
 }
 
-// appendBatches queues each batch of a partition's records.
-func (s *Server) appendBatches(pr *partResult, records []byte) {
+// appendBatches queues each batch of a partition's records; txnID is the
+// request's transactional id.
+func (s *Server) appendBatches(pr *partResult, records []byte, txnID *string) {
 	if len(records) == 0 {
 		pr.code, pr.err = kerr.InvalidRecord.Code, errors.New("no record batch")
 		return
@@ -130,8 +129,8 @@ func (s *Server) appendBatches(pr *partResult, records []byte) {
 		}
 		batch := records[:h.Size()]
 		records = records[h.Size():]
-		if h.Transactional() || h.Control() {
-			pr.code, pr.err = kerr.InvalidTxnState.Code, errors.New("transactional batches are not supported")
+		if h.Control() {
+			pr.code, pr.err = kerr.InvalidRecord.Code, errors.New("control batches are written by the transaction coordinator, not by producers")
 			return
 		}
 		if h.LogAppendTime() {
@@ -139,39 +138,58 @@ func (s *Server) appendBatches(pr *partResult, records []byte) {
 			pr.code, pr.err = kerr.InvalidTimestamp.Code, errors.New("a producer's batch cannot have the LogAppendTime timestamp type")
 			return
 		}
-		b := &seqBatch{done: make(chan struct{})}
-		if h.ProducerID >= 0 {
-			var dup bool
-			var code int16
-			b, dup, code = s.producers.accept(pr.part, h)
-			if code != 0 {
-				pr.code, pr.err = code, fmt.Errorf("producer %d epoch %d sequence %d refused", h.ProducerID, h.ProducerEpoch, h.BaseSequence)
-				return
-			}
-			if dup {
-				pr.pending = append(pr.pending, b)
-				continue
-			}
-		}
-		pid := h.ProducerID
-		err = pr.part.AppendAsync(batch, func(res spoollog.AppendResult, err error) {
-			if pid >= 0 {
-				s.producers.finish(pr.part, pid, b, res, err)
-				return
-			}
-			b.res, b.err = res, err
-			close(b.done)
-		})
-		if err != nil {
-			if pid >= 0 {
-				s.producers.finish(pr.part, pid, b, spoollog.AppendResult{}, err)
-			}
-			pr.code, pr.err = errorCode(err), err
+		if !s.appendBatch(pr, batch, h, txnID) {
 			return
 		}
-		s.stats.ProducedBatch.Add(1)
-		pr.pending = append(pr.pending, b)
 	}
+}
+
+// appendBatch queues one batch; false when it was refused (pr says why).
+func (s *Server) appendBatch(pr *partResult, batch []byte, h spoollog.BatchHeader, txnID *string) bool {
+	if h.Transactional() {
+		e, code, err := s.txnBatch(txnID, pr.part, h)
+		if code != 0 {
+			pr.code, pr.err = code, err
+			return false
+		}
+		defer e.mu.Unlock() // once queued: no marker goes ahead of it
+	}
+	b := &seqBatch{done: make(chan struct{})}
+	if h.ProducerID >= 0 {
+		var dup bool
+		var code int16
+		b, dup, code = s.producers.accept(pr.part, h)
+		if code != 0 {
+			pr.code, pr.err = code, fmt.Errorf("producer %d epoch %d sequence %d refused", h.ProducerID, h.ProducerEpoch, h.BaseSequence)
+			return false
+		}
+		if dup {
+			pr.pending = append(pr.pending, b)
+			return true
+		}
+	}
+	pid, txn := h.ProducerID, h.Transactional()
+	err := pr.part.AppendAsync(batch, func(res spoollog.AppendResult, err error) {
+		if txn && err == nil {
+			pr.part.TxnAppended(pid, res.BaseOffset)
+		}
+		if pid >= 0 {
+			s.producers.finish(pr.part, pid, b, res, err)
+			return
+		}
+		b.res, b.err = res, err
+		close(b.done)
+	})
+	if err != nil {
+		if pid >= 0 {
+			s.producers.finish(pr.part, pid, b, spoollog.AppendResult{}, err)
+		}
+		pr.code, pr.err = errorCode(err), err
+		return false
+	}
+	s.stats.ProducedBatch.Add(1)
+	pr.pending = append(pr.pending, b)
+	return true
 }
 
 // finishPartition waits for a partition's appends and fills in its answer.

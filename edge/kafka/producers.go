@@ -180,6 +180,16 @@ func (ps *producers) finish(part *spoollog.Partition, pid int64, b *seqBatch, re
 	close(b.done)
 }
 
+// known records a producer's epoch that the transaction coordinator
+// handed out.
+func (ps *producers) known(pid int64, epoch int16) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if cur, ok := ps.epochs[pid]; !ok || epoch > cur {
+		ps.epochs[pid] = epoch
+	}
+}
+
 // forget drops the state of a deleted partition.
 func (ps *producers) forget(t *spoollog.Topic) {
 	ps.mu.Lock()
@@ -203,9 +213,7 @@ func (s *Server) initProducerID(_ *connState, req *request) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if r.TransactionalID != nil {
-		// Transactions are not served yet: a transactional producer is
-		// refused here, before it writes anything.
-		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		s.initTxnProducer(r, req.version, resp)
 		return resp
 	}
 	if req.version >= 3 && r.ProducerID >= 0 {

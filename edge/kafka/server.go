@@ -65,6 +65,7 @@ type Server struct {
 	lg        *slog.Logger
 	producers *producers
 	groups    *coordinator
+	txns      *txnCoordinator
 	stats     Stats
 
 	listeners []*listener
@@ -112,10 +113,15 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		opts: opts, log: opts.Log, lg: opts.Logger, producers: ps, groups: newCoordinator(),
 		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{},
-	}, nil
+	}
+	if s.txns, err = newTxnCoordinator(s); err != nil {
+		cancel()
+		return nil, err
+	}
+	return s, nil
 }
 
 // clusterID returns the data directory's cluster id, making one (22
@@ -188,6 +194,7 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	s.groups.close()
+	s.txns.close()
 	// Every connection is done: every produce was answered after its
 	// appends, so the producer state matches the log.
 	if serr := s.producers.save(); serr != nil && err == nil {

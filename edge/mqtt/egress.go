@@ -116,7 +116,9 @@ func (b *Broker) follow(e *egress, p *spoollog.Partition) {
 	meta, key := b.meta, egressKey(e, p)
 	pin := "egress:" + key
 	defer p.Unpin(pin)
-	offset := p.HighWatermark()
+	// The end of what is committed: a transaction pending there is
+	// delivered once it commits.
+	offset := p.LastStableOffset()
 	if e.spec.Start == "earliest" {
 		offset = p.LogStartOffset()
 	}
@@ -130,7 +132,7 @@ func (b *Broker) follow(e *egress, p *spoollog.Partition) {
 	for {
 		p.Pin(pin, offset)
 		notify := p.Notify()
-		data, err := p.Read(offset, 1<<20)
+		data, err := p.ReadCommitted(offset, 1<<20)
 		if errors.Is(err, spoollog.ErrOffsetOutOfRange) && offset < p.LogStartOffset() {
 			// Deleted before delivery (drop_oldest, DeleteRecords): counted
 			// by the log for the pin; go on from what is left.
@@ -175,7 +177,7 @@ func (b *Broker) follow(e *egress, p *spoollog.Partition) {
 // deliverBatches delivers the records at or after offset in data (whole
 // batches) and returns the offset after them.
 func (b *Broker) deliverBatches(e *egress, p *spoollog.Partition, data []byte, offset int64, lg *slog.Logger) (int64, error) {
-	return spoollog.EachRecord(data, offset, func(r spoollog.Record) error {
+	return p.EachCommitted(data, offset, func(r spoollog.Record) error {
 		b.deliverRecord(e, p, r, lg)
 		return nil
 	})
