@@ -706,7 +706,9 @@ func (m *Meta) getTxns(topic string, partition int32) ([]byte, error) {
 	var v []byte
 	err := m.db.View(func(tx *bbolt.Tx) error {
 		if b := tx.Bucket(metaBucketTxns).Bucket([]byte(topic)); b != nil {
-			v = metaClone(b.Get(binary.BigEndian.AppendUint32(nil, uint32(partition))))
+			if got := b.Get(binary.BigEndian.AppendUint32(nil, uint32(partition))); got != nil {
+				v = metaClone(got)
+			}
 		}
 		return nil
 	})

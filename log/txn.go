@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -39,8 +40,9 @@ type AbortedTxn struct {
 
 // txnState is a partition's transactions. mu guards it; pending mirrors
 // len(ongoing) so that readers of a partition without transactions take
-// no lock.
+// no lock. saveMu, taken before mu, serialises changes that are stored.
 type txnState struct {
+	saveMu  sync.Mutex
 	mu      sync.Mutex
 	ongoing map[int64]int64 // producer id -> first offset (a lower bound until the first batch)
 	seen    map[int64]bool  // the first batch of the transaction was appended: ongoing is exact
@@ -67,24 +69,43 @@ func (p *Partition) loadTxns() error {
 	t := &p.txn
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.ongoing, t.seen, t.aborted = rec.Ongoing, map[int64]bool{}, rec.Aborted
+	// A transaction began at the end of the log as it was then, which
+	// may have included appends a crash lost (sync: interval or never):
+	// its batches come after the end the log has now.
+	p.mu.Lock()
+	end := p.next
+	p.mu.Unlock()
+	// Whether their first batch was appended before is not stored: the
+	// offset where each began stays their first (TxnAppended must not take
+	// a later batch for it).
+	seen := map[int64]bool{}
+	for pid, first := range rec.Ongoing {
+		rec.Ongoing[pid], seen[pid] = min(first, end), true
+	}
+	t.ongoing, t.seen, t.aborted = rec.Ongoing, seen, rec.Aborted
 	t.pending.Store(int32(len(t.ongoing)))
 	return nil
 }
 
-// saveTxnsLocked writes the state, after dropping aborted transactions
-// whose marker retention has removed.
-func (p *Partition) saveTxnsLocked() error {
+// saveTxns writes the state as it is now, after dropping aborted
+// transactions whose marker retention has removed. Call it with saveMu
+// held and mu not: the meta.db write (an fsync) happens outside mu, so
+// that appends' callbacks (TxnAppended) and readers never wait for it,
+// and saveMu keeps the writes in the order of the states they write.
+func (p *Partition) saveTxns() error {
 	t := &p.txn
+	t.mu.Lock()
 	start := p.LogStartOffset()
 	i := sort.Search(len(t.aborted), func(i int) bool { return t.aborted[i].Last >= start })
 	t.aborted = t.aborted[i:]
 	var v []byte
+	var err error
 	if len(t.ongoing) > 0 || len(t.aborted) > 0 {
-		var err error
-		if v, err = json.Marshal(txnRecord{Ongoing: t.ongoing, Aborted: t.aborted}); err != nil {
-			return err
-		}
+		v, err = json.Marshal(txnRecord{Ongoing: t.ongoing, Aborted: t.aborted})
+	}
+	t.mu.Unlock()
+	if err != nil {
+		return err
 	}
 	return p.l.meta.putTxns(p.topic.name, p.id, v)
 }
@@ -98,9 +119,11 @@ func (p *Partition) BeginTxn(pid int64) error {
 		return fmt.Errorf("%w: topic %q partition %d", ErrClosed, p.topic.name, p.id)
 	}
 	t := &p.txn
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if _, ok := t.ongoing[pid]; ok {
+		t.mu.Unlock()
 		return nil
 	}
 	p.mu.Lock()
@@ -109,12 +132,19 @@ func (p *Partition) BeginTxn(pid int64) error {
 	if t.ongoing == nil {
 		t.ongoing, t.seen = map[int64]int64{}, map[int64]bool{}
 	}
+	// Pending for readers from now on (they stop before it), and stored
+	// before BeginTxn returns.
 	t.ongoing[pid] = first
-	if err := p.saveTxnsLocked(); err != nil {
+	t.pending.Store(int32(len(t.ongoing)))
+	t.mu.Unlock()
+	if err := p.saveTxns(); err != nil {
+		t.mu.Lock()
 		delete(t.ongoing, pid)
+		t.pending.Store(int32(len(t.ongoing)))
+		t.mu.Unlock()
+		p.wakeReaders()
 		return fmt.Errorf("storing the transaction of producer %d on %s/%d: %w", pid, p.topic.name, p.id, err)
 	}
-	t.pending.Store(int32(len(t.ongoing)))
 	return nil
 }
 
@@ -162,18 +192,26 @@ func (p *Partition) EndTxn(pid int64, epoch int16, commit bool, coordinatorEpoch
 		return -1, err
 	}
 	res, err := p.Append(marker)
+	if err == nil {
+		err = p.syncMarker()
+	}
 	if err != nil {
 		return -1, err
 	}
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
 	t.mu.Lock()
 	delete(t.ongoing, pid)
 	delete(t.seen, pid)
 	if !commit {
-		t.aborted = append(t.aborted, AbortedTxn{ProducerID: pid, First: first, Last: res.BaseOffset})
+		// In marker order, which concurrent ends may complete out of.
+		a := AbortedTxn{ProducerID: pid, First: first, Last: res.BaseOffset}
+		i := sort.Search(len(t.aborted), func(i int) bool { return t.aborted[i].Last > a.Last })
+		t.aborted = slices.Insert(t.aborted, i, a)
 	}
 	t.pending.Store(int32(len(t.ongoing)))
-	err = p.saveTxnsLocked()
 	t.mu.Unlock()
+	err = p.saveTxns()
 	// The LSO moved: readers waiting at it look again. The marker's own
 	// append woke them while the transaction was still pending.
 	p.wakeReaders()
@@ -183,6 +221,24 @@ func (p *Partition) EndTxn(pid int64, epoch int16, commit bool, coordinatorEpoch
 		return res.BaseOffset, fmt.Errorf("storing the end of producer %d's transaction on %s/%d: %w", pid, p.topic.name, p.id, err)
 	}
 	return res.BaseOffset, nil
+}
+
+// syncMarker fsyncs a marker just appended whatever the topic's sync
+// policy: meta.db is about to say the transaction ended, and a marker lost
+// in a crash after that would leave its aborted records looking committed.
+func (p *Partition) syncMarker() error {
+	if p.topic.Config().Sync == SyncAlways {
+		return nil // Append returned after the fsync
+	}
+	p.ioMu.Lock()
+	defer p.ioMu.Unlock()
+	if p.segmentsClosed() {
+		return fmt.Errorf("%w: topic %q partition %d", ErrClosed, p.topic.name, p.id)
+	}
+	if !p.dirty {
+		return nil // synced since (a roll syncs what it seals)
+	}
+	return p.syncLocked(p.l.now())
 }
 
 // LastStableOffset is the offset committed readers stop before: the first
@@ -336,9 +392,12 @@ func controlBatch(pid int64, epoch int16, commit bool, coordinatorEpoch int32, n
 
 // ControlMarker decodes a control batch's marker: commit (true) or abort.
 func ControlMarker(batch []byte) (commit bool, err error) {
-	_, recs, err := DecodeRecords(batch)
+	h, recs, err := DecodeRecords(batch)
 	if err != nil {
 		return false, err
+	}
+	if !h.Control() {
+		return false, fmt.Errorf("batch at offset %d is not a control batch", h.BaseOffset)
 	}
 	if len(recs) != 1 || len(recs[0].Key) < 4 {
 		return false, fmt.Errorf("control batch with %d records is not a transaction marker", len(recs))
