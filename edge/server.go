@@ -31,6 +31,7 @@ type Server struct {
 	log     *spoollog.Log
 	broker  *mqtt.Broker
 	kafka   *kafka.Server
+	txnOnly *kafka.Server // without a Kafka listener: its transaction coordinator alone
 	links   *links
 	sensors *sensors.Manager
 	reg     *metrics.Registry
@@ -105,6 +106,15 @@ func Open(cfg config.Config, lg *slog.Logger) (s *Server, err error) {
 			return nil, err
 		}
 		registerKafkaMetrics(s.reg, s.kafka)
+	} else {
+		// No listener, but the transaction coordinator still runs: a
+		// transaction an earlier run left pending would otherwise hold
+		// back its partitions' committed readers (links, egress, HTTP)
+		// for ever, instead of timing out.
+		s.txnOnly, err = kafka.New(kafka.Options{Log: l, Logger: lg.With("component", "kafka")})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -273,6 +283,11 @@ func (s *Server) Run(ctx context.Context, ready func()) error {
 		// Produce requests waiting for their fsync are answered first.
 		if kerr := s.kafka.Close(); kerr != nil && err == nil {
 			err = fmt.Errorf("kafka shutdown: %w", kerr)
+		}
+	}
+	if s.txnOnly != nil {
+		if kerr := s.txnOnly.Close(); kerr != nil && err == nil {
+			err = fmt.Errorf("kafka transaction coordinator shutdown: %w", kerr)
 		}
 	}
 	// The links flush what upstream has acknowledged into their cursors.

@@ -122,3 +122,53 @@ func TestTransactionsReachOnlyCommitted(t *testing.T) {
 		t.Fatalf("HTTP read %q, want %q", got, want)
 	}
 }
+
+// TestPendingTransactionTimesOutWithoutKafkaListener: a transaction left
+// pending by a run with the Kafka listener is still aborted at its
+// timeout by a run without one, so the partition's committed readers go
+// on past it.
+func TestPendingTransactionTimesOutWithoutKafkaListener(t *testing.T) {
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.MQTT.Addr, cfg.Kafka.Addr, cfg.HTTP.Addr = "", "127.0.0.1:0", ""
+	cfg.Topics = []config.TopicSpec{{Name: "jobs"}}
+	rs := startServerStoppable(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tx, err := kgo.NewClient(kgo.SeedBrokers(rs.s.Kafka().Addr().String()), kgo.TransactionalID("left"),
+		kgo.DefaultProduceTopic("jobs"), kgo.TransactionTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.ProduceSync(ctx, &kgo.Record{Value: []byte("half-done")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	rs.stop(t)
+	tx.Close()
+
+	rs.cfg.Kafka.Addr = ""
+	rs = startServerStoppable(t, rs.cfg)
+	tp, err := rs.s.Log().Topic("jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tp.Partition(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lso := p.LastStableOffset(); lso != 0 {
+		t.Fatalf("LSO %d at start, want 0: the transaction is still pending", lso)
+	}
+	for p.LastStableOffset() != p.HighWatermark() {
+		if ctx.Err() != nil {
+			t.Fatalf("the pending transaction never timed out: LSO %d, high watermark %d", p.LastStableOffset(), p.HighWatermark())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := p.AbortedTxns(0, p.HighWatermark()); len(got) != 1 {
+		t.Errorf("aborted transactions %+v, want the one left pending", got)
+	}
+}
