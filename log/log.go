@@ -253,6 +253,12 @@ func (l *Log) DeleteTopic(name string) error {
 	l.mu.Unlock()
 
 	t.close()
+	for _, p := range t.Partitions() {
+		// A transaction's state being stored now would land after the
+		// delete; later saves see the partition gone.
+		p.txn.saveMu.Lock()
+		p.txn.saveMu.Unlock()
+	}
 	if err := l.meta.DeleteTopic(name); err != nil {
 		return err
 	}

@@ -44,6 +44,7 @@ type AbortedTxn struct {
 type txnState struct {
 	saveMu  sync.Mutex
 	mu      sync.Mutex
+	dirty   bool            // the last save failed: meta.db is behind memory
 	ongoing map[int64]int64 // producer id -> first offset (a lower bound until the first batch)
 	seen    map[int64]bool  // the first batch of the transaction was appended: ongoing is exact
 	aborted []AbortedTxn    // in marker order
@@ -94,6 +95,21 @@ func (p *Partition) loadTxns() error {
 // and saveMu keeps the writes in the order of the states they write.
 func (p *Partition) saveTxns() error {
 	t := &p.txn
+	if p.gone.Load() {
+		// Deleted (DeleteTopic waits for saves under way): writing now
+		// would bring the state back under the name.
+		return fmt.Errorf("%w: topic %q partition %d", ErrClosed, p.topic.name, p.id)
+	}
+	err := p.writeTxns()
+	t.mu.Lock()
+	t.dirty = err != nil
+	t.mu.Unlock()
+	return err
+}
+
+// writeTxns is saveTxns' write.
+func (p *Partition) writeTxns() error {
+	t := &p.txn
 	t.mu.Lock()
 	start := p.LogStartOffset()
 	i := sort.Search(len(t.aborted), func(i int) bool { return t.aborted[i].Last >= start })
@@ -126,9 +142,11 @@ func (p *Partition) BeginTxn(pid int64) error {
 		t.mu.Unlock()
 		return nil
 	}
-	p.mu.Lock()
-	first := p.next
-	p.mu.Unlock()
+	// The high watermark, not the next offset to assign: queued appends
+	// of a cycle that fails give their offsets back (failLocked, Recover),
+	// and the transaction's batches may then land below that. Its first
+	// batch makes the offset exact (TxnAppended).
+	first := p.HighWatermark()
 	if t.ongoing == nil {
 		t.ongoing, t.seen = map[int64]int64{}, map[int64]bool{}
 	}
@@ -183,8 +201,19 @@ func (p *Partition) EndTxn(pid int64, epoch int16, commit bool, coordinatorEpoch
 	t := &p.txn
 	t.mu.Lock()
 	first, ok := t.ongoing[pid]
+	dirty := t.dirty
 	t.mu.Unlock()
 	if !ok {
+		if dirty {
+			// Ended before, but the end was not stored: a coordinator
+			// retrying learns whether it is now, or the transaction would
+			// be pending again after a restart with no one to end it.
+			t.saveMu.Lock()
+			defer t.saveMu.Unlock()
+			if err := p.saveTxns(); err != nil {
+				return -1, fmt.Errorf("storing the end of producer %d's transaction on %s/%d: %w", pid, p.topic.name, p.id, err)
+			}
+		}
 		return -1, nil
 	}
 	marker, err := controlBatch(pid, epoch, commit, coordinatorEpoch, p.l.now().UnixMilli())

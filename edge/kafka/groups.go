@@ -740,7 +740,10 @@ func (co *coordinator) leave(group string, ids []string, instances []*string) ([
 // and the store (a metadata fsync) runs after it, so that one slow commit
 // does not hold up every group's heartbeats; the next generation waits
 // for it (nextGeneration), as Kafka orders them under the group lock.
-func (co *coordinator) commit(group, memberID string, instance *string, generation int32, version int16, store func() error) int16 {
+// A transactional commit (TxnOffsetCommit) is not refused while the group
+// completes a rebalance: as in Kafka, the group's state is not enforced
+// for it, only its member and generation.
+func (co *coordinator) commit(group, memberID string, instance *string, generation int32, version int16, txn bool, store func() error) int16 {
 	co.mu.Lock()
 	g := co.get(group, false)
 	code := int16(0)
@@ -759,7 +762,7 @@ func (co *coordinator) commit(group, memberID string, instance *string, generati
 			code = kerr.GroupIDNotFound.Code
 		}
 	default:
-		if _, code = co.member(g, memberID, instance, generation); code == 0 && g.state == groupCompletingRebalance {
+		if _, code = co.member(g, memberID, instance, generation); code == 0 && g.state == groupCompletingRebalance && !txn {
 			code = kerr.RebalanceInProgress.Code
 		}
 	}

@@ -66,7 +66,7 @@ func (s *Server) offsetCommit(_ *connState, req *request) kmsg.Response {
 		setCode(kerr.InvalidGroupID.Code)
 		return resp
 	}
-	setCode(s.groups.commit(r.Group, member, r.InstanceID, gen, req.version, func() error {
+	setCode(s.groups.commit(r.Group, member, r.InstanceID, gen, req.version, false, func() error {
 		if len(offsets) == 0 {
 			return nil
 		}
@@ -143,8 +143,12 @@ func (s *Server) offsetFetch(_ *connState, req *request) kmsg.Response {
 					gp.Partition, gp.Offset, gp.LeaderEpoch, gp.Metadata = p, f.offset, f.leaderEpoch, f.metadata
 					if r.RequireStable && s.txns.pendingOffsets(rg.Group, spoollog.TopicPartition{Topic: t, Partition: p}) {
 						// KIP-447: a transaction will commit this offset;
-						// the consumer asks again once it has.
+						// the consumer asks again once it has. As in Kafka,
+						// no offset comes with the error, so that none is
+						// taken for the group's position
+						// (TestTxnE2EOffsetFetchRequireStable).
 						gp.ErrorCode = kerr.UnstableOffsetCommit.Code
+						gp.Offset, gp.LeaderEpoch, gp.Metadata = -1, -1, new("")
 					}
 					gt.Partitions = append(gt.Partitions, gp)
 				}
@@ -169,6 +173,7 @@ func (s *Server) offsetFetch(_ *connState, req *request) kmsg.Response {
 			rp.ErrorCode = code
 			if code == 0 && req.version >= 7 && r.RequireStable && s.txns.pendingOffsets(r.Group, spoollog.TopicPartition{Topic: t, Partition: p}) {
 				rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+				rp.Offset, rp.LeaderEpoch, rp.Metadata = -1, -1, new("") // as above
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}

@@ -114,8 +114,7 @@ func (ps *producers) bump(pid int64, epoch int16) (int16, int16) {
 func (ps *producers) accept(part *spoollog.Partition, h spoollog.BatchHeader) (b *seqBatch, dup bool, code int16) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	first := h.BaseSequence
-	last := int32((int64(first) + int64(h.LastOffsetDelta)) % (math.MaxInt32 + 1)) // sequences wrap to 0 after MaxInt32
+	first, last := h.BaseSequence, lastSequence(h)
 	if first < 0 {
 		return nil, false, kerr.InvalidRecord.Code
 	}
@@ -199,6 +198,36 @@ func (ps *producers) forget(t *spoollog.Topic) {
 			delete(ps.parts, k)
 		}
 	}
+}
+
+// lastSequence is the sequence of a batch's last record; sequences wrap
+// to 0 after MaxInt32.
+func lastSequence(h spoollog.BatchHeader) int32 {
+	return int32((int64(h.BaseSequence) + int64(h.LastOffsetDelta)) % (math.MaxInt32 + 1))
+}
+
+// rebuild sets a producer's sequence state in a partition from its
+// batches found in the log, oldest first, unless the partition has state
+// for it already (the snapshot of a clean shutdown).
+func (ps *producers) rebuild(pid int64, part *spoollog.Partition, batches []spoollog.BatchHeader) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	k := pidPartition{pid, part}
+	if ps.parts[k] != nil || len(batches) == 0 {
+		return
+	}
+	st := &seqState{}
+	for _, h := range batches[max(len(batches)-recentBatches, 0):] {
+		b := &seqBatch{first: h.BaseSequence, last: lastSequence(h), done: make(chan struct{}),
+			res: spoollog.AppendResult{BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), LogAppendTime: -1}}
+		if h.LogAppendTime() {
+			b.res.LogAppendTime = h.MaxTimestamp
+		}
+		close(b.done)
+		st.epoch, st.lastSeq = h.ProducerEpoch, b.last
+		st.recent = append(st.recent, b)
+	}
+	ps.parts[k] = st
 }
 
 func nextSeq(s int32) int32 {

@@ -62,6 +62,13 @@ type txnRecord struct {
 	Offsets    []txnOffset               `json:"offsets,omitempty"`
 	StartedMs  int64                     `json:"started_ms,omitempty"` // when the pending transaction began
 	UpdatedMs  int64                     `json:"updated_ms"`
+	// LastPID and LastEpoch are what a KIP-360 InitProducerId moved from
+	// (the producer id too: the bump may have rotated it): that request
+	// retried (its answer lost) gets the current id and epoch again, as in
+	// Kafka, instead of being fenced. Any other bump clears them
+	// (TestTxnE2EInitProducerIDBump).
+	LastPID   int64  `json:"last_pid,omitempty"`
+	LastEpoch *int16 `json:"last_epoch,omitempty"`
 }
 
 // txnOffset is an offset a transaction commits for a group when it commits.
@@ -104,6 +111,9 @@ func newTxnCoordinator(s *Server) (*txnCoordinator, error) {
 		}
 		tc.ids[id] = e
 		s.producers.known(e.rec.PID, e.rec.Epoch)
+		if e.rec.Status == txnOngoing {
+			tc.rebuildSequences(e)
+		}
 		// An end a crash interrupted is finished now, before any client
 		// comes: its markers may be missing from some partitions.
 		switch e.rec.Status {
@@ -115,6 +125,42 @@ func newTxnCoordinator(s *Server) (*txnCoordinator, error) {
 	}
 	go tc.run()
 	return tc, nil
+}
+
+// rebuildSequences restores the sequence state of a pending transaction's
+// producer from its batches in the log, after a crash left no snapshot of
+// it: its retry of a batch stored just before the crash is then answered
+// with the original offsets rather than stored twice, which would commit
+// it twice. Its batches all lie between the partition's last stable
+// offset and its end.
+func (tc *txnCoordinator) rebuildSequences(e *txnEntry) {
+	for _, tp := range e.rec.Partitions {
+		p := tc.partition(tp)
+		if p == nil || !p.TxnPending(e.rec.PID) {
+			continue
+		}
+		var batches []spoollog.BatchHeader
+		for off := p.LastStableOffset(); off < p.HighWatermark(); {
+			data, err := p.Read(off, 1<<20)
+			if err != nil || len(data) == 0 {
+				break
+			}
+			next := off
+			err = spoollog.SplitBatches(data, func(h spoollog.BatchHeader, _ []byte) error {
+				next = max(next, h.LastOffset()+1)
+				if h.ProducerID == e.rec.PID && h.Transactional() && !h.Control() && h.BaseOffset >= off {
+					batches = append(batches, h)
+				}
+				return nil
+			})
+			if err != nil || next <= off {
+				tc.s.lg.Warn("rebuilding a pending transaction's sequences stopped early", "transactional_id", e.id, "topic", tp.Topic, "partition", tp.Partition, "offset", off, "error", err)
+				break
+			}
+			off = next
+		}
+		tc.s.producers.rebuild(e.rec.PID, p, batches)
+	}
 }
 
 func (tc *txnCoordinator) close() {
@@ -254,6 +300,7 @@ func (tc *txnCoordinator) abortAndBump(e *txnEntry) error {
 // bump moves e to its producer's next epoch, or to a new producer id once
 // the epoch would reach its end. Pending markers then carry it.
 func (tc *txnCoordinator) bump(e *txnEntry) error {
+	e.rec.LastPID, e.rec.LastEpoch = 0, nil // no retry of an earlier bump gets this epoch
 	if e.rec.Epoch >= math.MaxInt16-1 {
 		if e.rec.Status == txnOngoing || e.rec.Status == txnPrepareAbort || e.rec.Status == txnPrepareCommit {
 			// The markers of the pending transaction need the id its
@@ -288,14 +335,19 @@ func (tc *txnCoordinator) run() {
 	}
 }
 
-func (tc *txnCoordinator) expire(now time.Time) {
+// entries lists the transactional ids' entries, unlocked.
+func (tc *txnCoordinator) entries() []*txnEntry {
 	tc.mu.Lock()
-	entries := make([]*txnEntry, 0, len(tc.ids))
+	defer tc.mu.Unlock()
+	out := make([]*txnEntry, 0, len(tc.ids))
 	for _, e := range tc.ids {
-		entries = append(entries, e)
+		out = append(out, e)
 	}
-	tc.mu.Unlock()
-	for _, e := range entries {
+	return out
+}
+
+func (tc *txnCoordinator) expire(now time.Time) {
+	for _, e := range tc.entries() {
 		e.mu.Lock()
 		switch st := e.rec.Status; {
 		case e.gone:
@@ -325,13 +377,7 @@ func (tc *txnCoordinator) expire(now time.Time) {
 // offset for one of the group's partitions asked (nil: any): OffsetFetch
 // with require_stable answers UNSTABLE_OFFSET_COMMIT for them.
 func (tc *txnCoordinator) pendingOffsets(group string, tp spoollog.TopicPartition) bool {
-	tc.mu.Lock()
-	entries := make([]*txnEntry, 0, len(tc.ids))
-	for _, e := range tc.ids {
-		entries = append(entries, e)
-	}
-	tc.mu.Unlock()
-	for _, e := range entries {
+	for _, e := range tc.entries() {
 		e.mu.Lock()
 		found := (e.rec.Status == txnOngoing || e.rec.Status == txnPrepareCommit) && slices.ContainsFunc(e.rec.Offsets, func(o txnOffset) bool {
 			return o.Group == group && o.Topic == tp.Topic && o.Partition == tp.Partition

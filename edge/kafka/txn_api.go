@@ -45,9 +45,17 @@ func (s *Server) initTxnProducer(r *kmsg.InitProducerIDRequest, version int16, r
 		}
 	}
 	defer e.mu.Unlock()
-	if version >= 3 && r.ProducerID >= 0 {
-		// KIP-360: a producer that knows its id asks for its next epoch.
+	// KIP-360: a producer that knows its id asks for its next epoch. An
+	// id whose state is new (never stored, or expired) takes any: Kafka
+	// hands out the new producer id then.
+	kip360 := version >= 3 && r.ProducerID >= 0 && e.rec.Epoch >= 0
+	if kip360 {
 		switch {
+		case e.rec.LastEpoch != nil && r.ProducerID == e.rec.LastPID && r.ProducerEpoch == *e.rec.LastEpoch:
+			// A retry of the request that moved it to the current id
+			// and epoch: the same answer (Kafka's lastProducerEpoch).
+			resp.ProducerID, resp.ProducerEpoch = e.rec.PID, e.rec.Epoch
+			return
 		case r.ProducerID != e.rec.PID:
 			resp.ErrorCode = kerr.InvalidProducerIDMapping.Code
 			return
@@ -67,6 +75,10 @@ func (s *Server) initTxnProducer(r *kmsg.InitProducerIDRequest, version int16, r
 		s.lg.Error("ending the previous transaction failed", "transactional_id", id, "error", err)
 		resp.ErrorCode = kerr.ConcurrentTransactions.Code // retried by the client
 		return
+	}
+	if kip360 {
+		last := r.ProducerEpoch // for a retry of this request
+		e.rec.LastPID, e.rec.LastEpoch = r.ProducerID, &last
 	}
 	e.rec.Status, e.rec.TimeoutMs = txnEmpty, r.TransactionTimeoutMillis
 	if err := tc.save(e); err != nil {
@@ -253,8 +265,13 @@ func (s *Server) txnOffsetCommit(_ *connState, req *request) kmsg.Response {
 		return s.txns.save(e)
 	}
 	var gcode int16
-	if req.version >= 3 {
-		gcode = s.groups.commit(r.Group, r.MemberID, r.InstanceID, r.Generation, 0, store)
+	// Kafka checks the member only when the request names one: a producer
+	// that knows just the group id (generation -1, no member: Java's
+	// sendOffsetsToTransaction(offsets, groupId)) commits whether or not
+	// the group has members (validateOffsetCommit, isTransactional;
+	// TestTxnE2ERawErrors/TxnOffsetCommitMember).
+	if req.version >= 3 && (r.Generation >= 0 || r.MemberID != "" || r.InstanceID != nil) {
+		gcode = s.groups.commit(r.Group, r.MemberID, r.InstanceID, r.Generation, 0, true, store)
 	} else if store() != nil {
 		gcode = kerr.CoordinatorNotAvailable.Code
 	}

@@ -24,12 +24,7 @@ type txnView struct {
 
 // snapshot copies the coordinator's states, ids sorted.
 func (tc *txnCoordinator) snapshot() []txnView {
-	tc.mu.Lock()
-	entries := make([]*txnEntry, 0, len(tc.ids))
-	for _, e := range tc.ids {
-		entries = append(entries, e)
-	}
-	tc.mu.Unlock()
+	entries := tc.entries()
 	out := make([]txnView, 0, len(entries))
 	for _, e := range entries {
 		e.mu.Lock()
