@@ -75,7 +75,21 @@ func dumpSegment(w io.Writer, path string, records bool) error {
 		fmt.Fprintf(w, "baseOffset: %d lastOffset: %d count: %d baseSequence: %d lastSequence: %d producerId: %d producerEpoch: %d partitionLeaderEpoch: %d isTransactional: %t isControl: %t position: %d %s: %d size: %d magic: %d compresscodec: %s crc: %d isvalid: true\n",
 			h.BaseOffset, h.LastOffset(), h.NumRecords, h.BaseSequence, lastSeq, h.ProducerID, h.ProducerEpoch,
 			h.PartitionLeaderEpoch, h.Transactional(), h.Control(), pos, tsType, h.MaxTimestamp, h.Size(), h.Magic, h.Codec(), h.CRC)
-		if records {
+		marker := false
+		if records && h.Control() {
+			// A transaction marker, as kafka-dump-log shows it (another
+			// control record is shown as a record).
+			if commit, coordEpoch, err := DecodeMarker(b); err == nil {
+				typ := "ABORT"
+				if commit {
+					typ = "COMMIT"
+				}
+				fmt.Fprintf(w, "| offset: %d %s: %d keySize: 4 valueSize: 6 endTxnMarker: %s coordinatorEpoch: %d\n",
+					h.BaseOffset, tsType, h.BaseTimestamp, typ, coordEpoch)
+				marker = true
+			}
+		}
+		if records && !marker {
 			_, recs, err := DecodeRecords(b)
 			if err != nil {
 				return dumpCorruption(path, pos, err)

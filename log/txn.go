@@ -421,23 +421,33 @@ func controlBatch(pid int64, epoch int16, commit bool, coordinatorEpoch int32, n
 
 // ControlMarker decodes a control batch's marker: commit (true) or abort.
 func ControlMarker(batch []byte) (commit bool, err error) {
+	commit, _, err = DecodeMarker(batch)
+	return commit, err
+}
+
+// DecodeMarker decodes a control batch's marker and the coordinator epoch
+// it carries.
+func DecodeMarker(batch []byte) (commit bool, coordinatorEpoch int32, err error) {
 	h, recs, err := DecodeRecords(batch)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if !h.Control() {
-		return false, fmt.Errorf("batch at offset %d is not a control batch", h.BaseOffset)
+		return false, 0, fmt.Errorf("batch at offset %d is not a control batch", h.BaseOffset)
 	}
 	if len(recs) != 1 || len(recs[0].Key) < 4 {
-		return false, fmt.Errorf("control batch with %d records is not a transaction marker", len(recs))
+		return false, 0, fmt.Errorf("control batch with %d records is not a transaction marker", len(recs))
+	}
+	if len(recs[0].Value) >= 6 {
+		coordinatorEpoch = int32(binary.BigEndian.Uint32(recs[0].Value[2:]))
 	}
 	switch typ := int16(binary.BigEndian.Uint16(recs[0].Key[2:])); typ {
 	case controlCommit:
-		return true, nil
+		return true, coordinatorEpoch, nil
 	case controlAbort:
-		return false, nil
+		return false, coordinatorEpoch, nil
 	default:
-		return false, fmt.Errorf("control record type %d is not a transaction marker", typ)
+		return false, 0, fmt.Errorf("control record type %d is not a transaction marker", typ)
 	}
 }
 

@@ -1029,6 +1029,11 @@ func TestTxnControlMarkerDumpVerify(t *testing.T) {
 	if !strings.Contains(s, "baseOffset: 2 lastOffset: 2 count: 1 baseSequence: -1 lastSequence: -1 producerId: 1 producerEpoch: 3") {
 		t.Errorf("Dump does not show the commit marker of producer 1:\n%s", s)
 	}
+	// With records, markers show as kafka-dump-log shows them.
+	if !strings.Contains(s, "| offset: 2 CreateTime: ") || !strings.Contains(s, "endTxnMarker: COMMIT coordinatorEpoch: 42") ||
+		!strings.Contains(s, "endTxnMarker: ABORT coordinatorEpoch: 43") {
+		t.Errorf("Dump does not show the markers' type and coordinator epoch:\n%s", s)
+	}
 	r.l = openTestLog(t, r.dir, r.opts) // for Cleanup
 }
 
