@@ -12,8 +12,9 @@ import (
 // metadata store once every connection is done (so every batch it lists
 // is durable and nothing was appended after it), and the next start reads
 // it and deletes it at once. A crash leaves no snapshot, or only one
-// already consumed: producers are then taken as they come (the state of
-// before is unknown, and a stale one would refuse their next batches).
+// already consumed: the producers' last batches are then read back from
+// the log's tail (producer_rebuild.go); a producer not found there is
+// taken as it comes (a stale state would refuse its next batches).
 
 const keyProducers = "producers" // the snapshot, in namespace nsKafka
 
@@ -63,20 +64,21 @@ func (ps *producers) save() error {
 	return ps.meta.PutCursor(nsKafka, keyProducers, b)
 }
 
-// restore reads and deletes the snapshot a clean shutdown left.
-func (ps *producers) restore(l *spoollog.Log) error {
+// restore reads and deletes the snapshot a clean shutdown left; found is
+// false when there was none (a crash, or the first start).
+func (ps *producers) restore(l *spoollog.Log) (found bool, err error) {
 	b, ok, err := ps.meta.GetCursor(nsKafka, keyProducers)
 	if err != nil || !ok {
-		return err
+		return false, err
 	}
 	// Deleted before anything else: a crash from here on must not find
 	// a snapshot older than the log.
 	if err := ps.meta.DeleteCursor(nsKafka, keyProducers); err != nil {
-		return err
+		return false, err
 	}
 	var snap producerSnapshot
 	if err := json.Unmarshal(b, &snap); err != nil || snap.Version != 1 {
-		return errors.Join(fmt.Errorf("unreadable producer state snapshot (version %d)", snap.Version), err)
+		return false, errors.Join(fmt.Errorf("unreadable producer state snapshot (version %d)", snap.Version), err)
 	}
 	for pid, e := range snap.Epochs {
 		ps.epochs[pid] = e
@@ -99,5 +101,5 @@ func (ps *producers) restore(l *spoollog.Log) error {
 		}
 		ps.parts[pidPartition{it.PID, p}] = st
 	}
-	return nil
+	return true, nil
 }

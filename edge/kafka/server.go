@@ -103,9 +103,11 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ps.restore(opts.Log); err != nil {
-		// Producers are then taken as they come, as after a crash.
-		opts.Logger.Warn("idempotent producer state not restored", "error", err)
+	if found, err := ps.restore(opts.Log); err != nil || !found {
+		if err != nil {
+			opts.Logger.Warn("idempotent producer state not restored; reading it back from the log", "error", err)
+		}
+		ps.rebuildFromLog(opts.Log, time.Now())
 	}
 	if opts.ClusterID == "" {
 		if opts.ClusterID, err = clusterID(opts.Log.Meta()); err != nil {

@@ -1,0 +1,93 @@
+package kafka_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/spoolmq/spool/edge/kafka"
+	spoollog "github.com/spoolmq/spool/log"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// crashRestart closes the broker and removes the producer snapshot its
+// clean Close wrote, as a crash would leave meta.db, then opens it again.
+func crashRestart(t *testing.T, tb *testBroker) {
+	t.Helper()
+	tb.close()
+	l, err := spoollog.Open(tb.dir, spoollog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Meta().DeleteCursor("kafka", "producers"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tb.open()
+}
+
+// An idempotent producer that retries, after a crash, a batch stored just
+// before it gets the original offset, not a second copy: its last batches
+// are read back from the log's tail. Its next batch continues the
+// sequence, and a KIP-360 epoch bump starts above the epoch in the log.
+func TestIdempotentRetryAfterCrashNotStoredTwice(t *testing.T) {
+	tb := startBroker(t, kafka.Options{})
+	tb.createTopic("idem", 1)
+	cl := tb.client()
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.ProducerID, init.ProducerEpoch = -1, -1
+	ir := txnRaw[*kmsg.InitProducerIDResponse](t, cl, init)
+	if ir.ErrorCode != 0 {
+		t.Fatal(kerr.ErrorForCode(ir.ErrorCode))
+	}
+	pid, epoch := ir.ProducerID, ir.ProducerEpoch
+	batch := func(seq int32, v string) []byte {
+		b, err := spoollog.AppendBatch(nil, []spoollog.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte(v)}},
+			spoollog.BatchOptions{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for i, v := range []string{"a", "b"} {
+		if r := produceBatch(t, cl, nil, "idem", batch(int32(i), v)); r.ErrorCode != 0 || r.BaseOffset != int64(i) {
+			t.Fatalf("produce %s: offset %d, %v", v, r.BaseOffset, kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+
+	crashRestart(t, tb)
+	cl = tb.client()
+	if r := produceBatch(t, cl, nil, "idem", batch(1, "b")); r.ErrorCode != 0 || r.BaseOffset != 1 {
+		t.Errorf("retried batch after the crash: offset %d, %v; want the original offset 1", r.BaseOffset, kerr.ErrorForCode(r.ErrorCode))
+	}
+	if r := produceBatch(t, cl, nil, "idem", batch(5, "gap")); r.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
+		t.Errorf("a batch skipping sequences after the crash: %v, want OUT_OF_ORDER_SEQUENCE_NUMBER", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if r := produceBatch(t, cl, nil, "idem", batch(2, "c")); r.ErrorCode != 0 || r.BaseOffset != 2 {
+		t.Errorf("next batch after the crash: offset %d, %v; want 2", r.BaseOffset, kerr.ErrorForCode(r.ErrorCode))
+	}
+	if hw := mustPartition(t, tb, "idem", 0).HighWatermark(); hw != 3 {
+		t.Errorf("high watermark %d, want 3 (a, b, c once each)", hw)
+	}
+
+	bump := kmsg.NewPtrInitProducerIDRequest()
+	bump.ProducerID, bump.ProducerEpoch = pid, epoch
+	if br := txnRaw[*kmsg.InitProducerIDResponse](t, cl, bump); br.ErrorCode != 0 || br.ProducerID != pid || br.ProducerEpoch != epoch+1 {
+		t.Errorf("KIP-360 bump after the crash: producer %d epoch %d, %v; want %d epoch %d", br.ProducerID, br.ProducerEpoch, kerr.ErrorForCode(br.ErrorCode), pid, epoch+1)
+	}
+}
+
+func mustPartition(t *testing.T, tb *testBroker, topic string, id int32) *spoollog.Partition {
+	t.Helper()
+	tp, err := tb.Log.Topic(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tp.Partition(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
