@@ -2,6 +2,9 @@ package edge
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strings"
 	"slices"
 	"testing"
 	"time"
@@ -104,6 +107,22 @@ func TestTransactionsReachOnlyCommitted(t *testing.T) {
 	// Nothing more while the transaction is pending: not the aborted
 	// record, not the pending one, not the one produced after it.
 	time.Sleep(500 * time.Millisecond)
+	// /metrics shows where committed readers stop: at the pending
+	// transaction (offset 5, after c1 c2 and its marker, a1 and its
+	// marker), with the high watermark past it.
+	metricsText := func() string {
+		resp, err := http.Get("http://" + srv.HTTPAddr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if m := metricsText(); !containsLine(m, `spool_partition_last_stable_offset{partition="0",topic="cmds"} 5`) ||
+		!containsLine(m, `spool_partition_high_watermark{partition="0",topic="cmds"} 7`) {
+		t.Errorf("metrics while pending:\n%s", grepLines(m, "cmds"))
+	}
 	if got := pump.get(); len(got) != 2 {
 		t.Fatalf("device got %q while a transaction was pending", got)
 	}
@@ -171,4 +190,14 @@ func TestPendingTransactionTimesOutWithoutKafkaListener(t *testing.T) {
 	if got := p.AbortedTxns(0, p.HighWatermark()); len(got) != 1 {
 		t.Errorf("aborted transactions %+v, want the one left pending", got)
 	}
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

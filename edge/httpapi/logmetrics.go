@@ -21,6 +21,7 @@ const logMetricsID = "spool_log"
 //	spool_partition_size_bytes{topic,partition}        gauge  bytes of the segment files
 //	spool_partition_log_start_offset{topic,partition}  gauge  first stored offset
 //	spool_partition_high_watermark{topic,partition}    gauge  offset after the last durable record
+//	spool_partition_last_stable_offset{topic,partition} gauge where committed readers stop (below a pending transaction)
 //	spool_partition_failed{topic,partition}  gauge      1 while a sticky I/O error stops appends
 //	spool_disk_used_bytes                    gauge      bytes of all segment files (what the disk budget counts)
 //	spool_fsyncs_total                       counter    fsyncs of segment files
@@ -49,6 +50,7 @@ func RegisterLogMetrics(reg *metrics.Registry, l *spoollog.Log) {
 				e.Gauge("spool_partition_size_bytes", "Bytes of the partition's segment files.", float64(p.Size()), tl, pl)
 				e.Gauge("spool_partition_log_start_offset", "First offset still stored in the partition.", float64(p.LogStartOffset()), tl, pl)
 				e.Gauge("spool_partition_high_watermark", "Offset after the partition's last durable record.", float64(p.HighWatermark()), tl, pl)
+				e.Gauge("spool_partition_last_stable_offset", "Offset committed readers stop before: the first of a pending transaction, else the high watermark.", float64(p.LastStableOffset()), tl, pl)
 				failed := 0.0
 				if p.Err() != nil {
 					failed = 1
