@@ -193,7 +193,7 @@ func (s *partState) health(now time.Time, stall time.Duration) PartitionHealth {
 	var oldest time.Time
 	if lag := hw - cursor; lag > 0 {
 		if n := hw - s.p.LogStartOffset(); n > 0 {
-			lagBytes = lag * (s.p.Size() / n)
+			lagBytes = lag * (s.p.DataBytes() / n)
 		}
 		// The batch holding the cursor: its first timestamp is the
 		// oldest unmirrored record's (or older, within the batch).

@@ -384,6 +384,25 @@ func (p *Partition) LogStartOffset() int64 { return p.logStart.Load() }
 // Size is the bytes of the partition's segment files.
 func (p *Partition) Size() int64 { return p.bytes.Load() }
 
+// DataBytes is the bytes of the partition's readable batches: Size
+// without the active segment's zero-filled preallocation, or what is
+// written but not yet durable.
+func (p *Partition) DataBytes() int64 {
+	p.segMu.RLock()
+	defer p.segMu.RUnlock()
+	st := p.durable.Load()
+	var n int64
+	for _, s := range p.segments {
+		switch {
+		case s == st.seg:
+			n += st.pos
+		case s.base < st.hw:
+			n += s.size // sealed
+		}
+	}
+	return n
+}
+
 // Err returns the sticky error that stops appends, if any.
 func (p *Partition) Err() error {
 	p.mu.Lock()
