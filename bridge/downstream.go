@@ -145,6 +145,9 @@ func (d *KafkaDownstream) Run(ctx context.Context) error {
 		kgo.ConsumerGroup(d.opts.Group),
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(start),
+		// Only committed records come down: a command in a transaction
+		// the data center aborted must never reach a device.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Offsets are committed by hand, after the local append is durable.
 		kgo.DisableAutoCommit(),
 		// No rebalance while a polled batch is being stored: its offsets

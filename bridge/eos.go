@@ -462,9 +462,12 @@ func (k *KafkaLink) waitForData(ctx context.Context, retry <-chan time.Time) (re
 		}
 	}()
 	// A record appended between the round's read and Notify is not missed:
-	// check once more before sleeping.
+	// check once more before sleeping. What counts is a batch readable at
+	// the cursor, not the cursor being below the LSO: offsets compaction
+	// emptied can lie between the two while a transaction is pending, and
+	// rounds would find nothing to read for as long as it is.
 	for _, m := range mirrors {
-		if m.getCursor() < m.p.LastStableOffset() {
+		if data, err := m.p.ReadCommitted(m.getCursor(), 1); err != nil || len(data) > 0 {
 			return false
 		}
 	}

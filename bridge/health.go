@@ -66,8 +66,12 @@ type PartitionHealth struct {
 	// acknowledged upstream.
 	Cursor        int64 `json:"cursor"`
 	HighWatermark int64 `json:"high_watermark"`
-	// Lag is HighWatermark - Cursor, in offsets. LagBytes estimates their
-	// stored size: Lag times the partition's average stored record size.
+	// LastStableOffset is where the link may read up to: the high
+	// watermark, or the start of a transaction still pending.
+	LastStableOffset int64 `json:"last_stable_offset"`
+	// Lag is LastStableOffset - Cursor, in offsets: what the link could
+	// mirror now. LagBytes estimates their stored size: Lag times the
+	// partition's average stored record size.
 	Lag      int64 `json:"lag"`
 	LagBytes int64 `json:"lag_bytes"`
 	// OldestUnmirrored is the timestamp of the batch holding the cursor:

@@ -187,11 +187,13 @@ func (s *partState) getCursor() int64 {
 
 // health snapshots the partition.
 func (s *partState) health(now time.Time, stall time.Duration) PartitionHealth {
-	hw := s.p.HighWatermark()
+	// Lag runs to the last stable offset: records of a transaction still
+	// pending cannot be mirrored yet, and are no backlog.
+	hw, lso := s.p.HighWatermark(), s.p.LastStableOffset()
 	cursor := s.getCursor()
 	var lagBytes int64
 	var oldest time.Time
-	if lag := hw - cursor; lag > 0 {
+	if lag := lso - cursor; lag > 0 {
 		if n := hw - s.p.LogStartOffset(); n > 0 {
 			lagBytes = lag * (s.p.DataBytes() / n)
 		}
@@ -207,7 +209,7 @@ func (s *partState) health(now time.Time, stall time.Duration) PartitionHealth {
 	defer s.mu.Unlock()
 	ph := PartitionHealth{
 		Topic: s.topic, Partition: s.p.ID(), Destination: s.dest,
-		Cursor: s.cursor, HighWatermark: hw, Lag: max(hw-s.cursor, 0), LagBytes: lagBytes, OldestUnmirrored: oldest,
+		Cursor: s.cursor, HighWatermark: hw, LastStableOffset: lso, Lag: max(lso-s.cursor, 0), LagBytes: lagBytes, OldestUnmirrored: oldest,
 		Records: s.records, Bytes: s.bytes, Gaps: s.gaps, Skipped: s.skipped,
 		Failing: s.failing, LastProgress: s.progressAt, LastErrorAt: s.lastErrAt,
 	}

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -293,7 +294,15 @@ func (p *Partition) enqueue(b []byte, done func(AppendResult, error), own bool) 
 		return res, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), cfg.MaxMessageBytes)
 	}
 	if err := p.l.reserve(p, cfg, len(b)); err != nil {
-		return res, nil, err
+		if !h.Control() || !errors.Is(err, ErrFull) {
+			return res, nil, err
+		}
+		// A transaction marker is stored even over the limit (by a few
+		// dozen bytes): refused, it would leave its transaction pending,
+		// the partition's committed readers and their retention pins
+		// stuck before it, and so the partition full for good.
+		p.l.reserved.Add(int64(len(b)))
+		p.reserved.Add(int64(len(b)))
 	}
 
 	p.mu.Lock()

@@ -90,11 +90,14 @@ func resolveOffset(s string, p *spoollog.Partition) (int64, error) {
 // of them and about max_bytes of stored batches. The answer is
 //
 //	{"records": [{"offset", "timestamp", "key", "value", "headers"}],
-//	 "next_offset": N, "high_watermark": H, "log_start_offset": S}
+//	 "next_offset": N, "high_watermark": H, "last_stable_offset": L,
+//	 "log_start_offset": S}
 //
-// where next_offset is where the next read continues. An offset at or
-// beyond the high watermark gives an empty list (after waiting, with
-// wait, for a record at that offset to arrive). With wait=D the request
+// where next_offset is where the next read continues. Reads return
+// committed records only: the last stable offset is where they stop, the
+// high watermark unless a Kafka transaction is pending. An offset at or
+// beyond it gives an empty list (after waiting, with wait, for a record at
+// that offset to become readable). With wait=D the request
 // long-polls: it returns as soon as there is at least one record, or with
 // an empty list (200) when D has passed.
 //
@@ -210,6 +213,8 @@ func (a *api) writeRecords(w http.ResponseWriter, p *spoollog.Partition, recs []
 	b = strconv.AppendInt(b, next, 10)
 	b = append(b, `,"high_watermark":`...)
 	b = strconv.AppendInt(b, p.HighWatermark(), 10)
+	b = append(b, `,"last_stable_offset":`...)
+	b = strconv.AppendInt(b, p.LastStableOffset(), 10)
 	b = append(b, `,"log_start_offset":`...)
 	b = strconv.AppendInt(b, p.LogStartOffset(), 10)
 	b = append(b, '}')
