@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -204,6 +205,8 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	n := 0
 	var runErr error
 	interrupted := false
+	lastRecord, lastLook := time.Now(), time.Time{}
+	var lookCl *kgo.Client // for committedRest, made when first needed
 poll:
 	for {
 		if err := prog.failure(); err != nil {
@@ -222,7 +225,13 @@ poll:
 		pctx, cancel := sigCtx, context.CancelFunc(func() {})
 		unwake := func() {}
 		if !*follow {
-			pctx, cancel = context.WithTimeout(sigCtx, k.timeout)
+			wait := k.timeout
+			if committed {
+				// Short polls, each followed by a look for aborted batches
+				// that no poll will ever cross (consume_committed.go).
+				wait = min(wait, committedLookEvery)
+			}
+			pctx, cancel = context.WithTimeout(sigCtx, wait)
 			// A group assignment can make the consume done while the
 			// poll waits for records that are not coming: it wakes the
 			// poll.
@@ -244,6 +253,7 @@ poll:
 			}
 		})
 		fetches.EachRecord(func(r *kgo.Record) {
+			lastRecord = time.Now()
 			if *count > 0 && n >= *count {
 				return
 			}
@@ -264,6 +274,30 @@ poll:
 			runErr = fmt.Errorf("writing the records: %w", err)
 			break
 		}
+		if committed && !*follow && sigCtx.Err() == nil && time.Since(lastRecord) >= committedLookEvery && time.Since(lastLook) >= committedLookEvery {
+			// Nothing given for a while: maybe only aborted batches are
+			// left below the ends, which no poll crosses.
+			lastLook = time.Now()
+			for part, next := range prog.short() {
+				if lookCl == nil {
+					// A client of its own: on the consumer's, the look would
+					// queue behind its long-polling fetch.
+					if lookCl, err = k.connect(sigCtx); err != nil {
+						runErr = err
+						break poll
+					}
+					defer lookCl.Close()
+				}
+				more, err := committedRest(sigCtx, lookCl, snap.leader[part], topic, part, next, snap.end[part])
+				if err != nil {
+					runErr = fmt.Errorf("partition %d: looking for committed records at %d: %w", part, next, err)
+					break poll
+				}
+				if !more {
+					prog.advance(part, snap.end[part]) // only aborted batches and markers left
+				}
+			}
+		}
 		switch {
 		case fetchErr == nil:
 		case sigCtx.Err() != nil:
@@ -271,6 +305,8 @@ poll:
 			break poll
 		case errors.Is(fetchErr, context.Canceled):
 			// Woken: done or failed, which the top of the loop handles.
+		case errors.Is(fetchErr, context.DeadlineExceeded) && committed && time.Since(lastRecord) < k.timeout:
+			// A short poll (committedLookEvery) ran out: looked below.
 		case errors.Is(fetchErr, context.DeadlineExceeded):
 			runErr = fmt.Errorf("no record for %v before reaching the high watermarks seen at start (%s); --follow waits without limit", k.timeout, prog.behind())
 			break poll

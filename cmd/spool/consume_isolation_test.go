@@ -1,9 +1,12 @@
 package main
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/spoolmq/spool/edge/kafka"
+	spoollog "github.com/spoolmq/spool/log"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -43,5 +46,65 @@ func TestConsumeIsolation(t *testing.T) {
 	}
 	if code, _, _ := kafkaCmd(t, ctx, addr, "consume", "iso", "--isolation", "dirty"); code != 2 {
 		t.Errorf("--isolation dirty: exit %d, want 2", code)
+	}
+}
+
+// TestConsumeEndsAfterAbortedBatchesAtLSO: against Spool, the last
+// records below the last stable offset belong to a transaction aborted
+// while another was already pending, so its abort marker lies past the
+// LSO and a read_committed client is never given an offset there. A
+// consume without --follow still ends at once: it finds that only
+// aborted batches are left.
+func TestConsumeEndsAfterAbortedBatchesAtLSO(t *testing.T) {
+	l, err := spoollog.Open(t.TempDir(), spoollog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := kafka.New(kafka.Options{Addr: "127.0.0.1:0", Log: l, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close(); l.Close() })
+	addr := srv.Addr().String()
+	ctx := testCtx(t, time.Minute)
+	mustKafka(t, ctx, addr, "topic", "create", "lso", "--partitions", "1")
+	client := func(id string) *kgo.Client {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(id), kgo.DefaultProduceTopic("lso"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	first, second := client("first"), client("second")
+	if err := first.ProduceSync(ctx, &kgo.Record{Value: []byte("aborted")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.ProduceSync(ctx, &kgo.Record{Value: []byte("pending")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, out, stderr := kafkaCmd(t, ctx, addr, "consume", "lso")
+	if code != 0 || out != "" {
+		t.Errorf("consume: exit %d, printed %q: %s", code, out, stderr)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("consume took %v to find only aborted records below the last stable offset", d)
+	}
+	if err := second.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustKafka(t, ctx, addr, "consume", "lso"); out != "pending\n" {
+		t.Errorf("consume after the commit printed %q, want the committed record", out)
 	}
 }

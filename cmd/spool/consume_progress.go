@@ -17,16 +17,21 @@ import (
 // high watermarks at one moment.
 type topicSnapshot struct {
 	start, end map[int32]int64
+	leader     map[int32]int32 // broker id of each partition's leader
 }
 
 // snapshotTopic lists a topic's log start offsets and ends. With
 // committed, the ends are the last stable offsets, where a read_committed
 // consumer stops while a transaction is pending.
 func snapshotTopic(ctx context.Context, adm *kadm.Client, topic string, committed bool) (topicSnapshot, error) {
-	if _, err := describeTopic(ctx, adm, topic); err != nil {
+	td, err := describeTopic(ctx, adm, topic)
+	if err != nil {
 		return topicSnapshot{}, err
 	}
-	snap := topicSnapshot{start: map[int32]int64{}, end: map[int32]int64{}}
+	snap := topicSnapshot{start: map[int32]int64{}, end: map[int32]int64{}, leader: map[int32]int32{}}
+	for id, pd := range td.Partitions {
+		snap.leader[id] = pd.Leader
+	}
 	ends := adm.ListEndOffsets
 	if committed {
 		ends = adm.ListCommittedOffsets
@@ -152,6 +157,19 @@ func (p *progress) doneLocked() bool {
 		}
 	}
 	return true
+}
+
+// short lists the partitions short of their end, with their next offset.
+func (p *progress) short() map[int32]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[int32]int64{}
+	for part, n := range p.next {
+		if n < p.end[part] {
+			out[part] = n
+		}
+	}
+	return out
 }
 
 // behind describes the partitions short of their high watermark.
