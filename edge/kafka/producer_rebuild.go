@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"fmt"
 	"time"
 
 	spoollog "github.com/spoolmq/spool/log"
@@ -48,31 +49,45 @@ func producerTail(p *spoollog.Partition, now time.Time) map[int64][]spoollog.Bat
 	}
 	// Not more than about rebuildBytes before the end, by the partition's
 	// average bytes per offset.
-	if perOffset := p.Size() / (hw - start); perOffset > 0 {
+	if perOffset := p.DataBytes() / (hw - start); perOffset > 0 {
 		from = max(from, hw-rebuildBytes/perOffset)
 	}
 	out := map[int64][]spoollog.BatchHeader{}
-	for off := max(from, start); off < hw; {
+	_ = eachBatchFrom(p, max(from, start), func(h spoollog.BatchHeader) {
+		if h.ProducerID >= 0 && !h.Control() && h.BaseSequence >= 0 {
+			bs := append(out[h.ProducerID], h)
+			if len(bs) > recentBatches {
+				bs = bs[1:]
+			}
+			out[h.ProducerID] = bs
+		}
+	})
+	return out
+}
+
+// eachBatchFrom calls fn with the header of each batch of p that starts at
+// or after from, up to the high watermark.
+func eachBatchFrom(p *spoollog.Partition, from int64, fn func(spoollog.BatchHeader)) error {
+	for off := from; off < p.HighWatermark(); {
 		data, err := p.Read(off, 1<<20)
 		if err != nil || len(data) == 0 {
-			break
+			return err
 		}
 		next := off
-		_ = spoollog.SplitBatches(data, func(h spoollog.BatchHeader, _ []byte) error {
+		err = spoollog.SplitBatches(data, func(h spoollog.BatchHeader, _ []byte) error {
 			next = max(next, h.LastOffset()+1)
-			if h.ProducerID >= 0 && !h.Control() && h.BaseSequence >= 0 && h.BaseOffset >= off {
-				bs := append(out[h.ProducerID], h)
-				if len(bs) > recentBatches {
-					bs = bs[1:]
-				}
-				out[h.ProducerID] = bs
+			if h.BaseOffset >= off {
+				fn(h)
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
 		if next <= off {
-			break
+			return fmt.Errorf("no whole batch at offset %d", off)
 		}
 		off = next
 	}
-	return out
+	return nil
 }

@@ -140,24 +140,13 @@ func (tc *txnCoordinator) rebuildSequences(e *txnEntry) {
 			continue
 		}
 		var batches []spoollog.BatchHeader
-		for off := p.LastStableOffset(); off < p.HighWatermark(); {
-			data, err := p.Read(off, 1<<20)
-			if err != nil || len(data) == 0 {
-				break
+		err := eachBatchFrom(p, p.LastStableOffset(), func(h spoollog.BatchHeader) {
+			if h.ProducerID == e.rec.PID && h.Transactional() && !h.Control() {
+				batches = append(batches, h)
 			}
-			next := off
-			err = spoollog.SplitBatches(data, func(h spoollog.BatchHeader, _ []byte) error {
-				next = max(next, h.LastOffset()+1)
-				if h.ProducerID == e.rec.PID && h.Transactional() && !h.Control() && h.BaseOffset >= off {
-					batches = append(batches, h)
-				}
-				return nil
-			})
-			if err != nil || next <= off {
-				tc.s.lg.Warn("rebuilding a pending transaction's sequences stopped early", "transactional_id", e.id, "topic", tp.Topic, "partition", tp.Partition, "offset", off, "error", err)
-				break
-			}
-			off = next
+		})
+		if err != nil {
+			tc.s.lg.Warn("rebuilding a pending transaction's sequences stopped early", "transactional_id", e.id, "topic", tp.Topic, "partition", tp.Partition, "error", err)
 		}
 		tc.s.producers.rebuild(e.rec.PID, p, batches)
 	}
