@@ -140,6 +140,20 @@ func (b *Broker) follow(e *egress, p *spoollog.Partition) {
 			offset = p.LogStartOffset()
 			continue
 		}
+		if errors.Is(err, spoollog.ErrOffsetOutOfRange) && offset > p.LogStartOffset() {
+			// Past the end: the tail the position was stored after is
+			// gone (a crash lost records not yet synced). Waiting for new
+			// records to reach the old position would skip them: go on
+			// from the end, as the actuators do.
+			if hw := p.HighWatermark(); offset > hw {
+				lg.Warn("stored egress position past the end of the partition; going on from its end", "stored", offset, "end", hw)
+				offset = hw
+				if err := meta.PutCursor(nsEgress, key, binary.BigEndian.AppendUint64(nil, uint64(offset))); err != nil {
+					lg.Error("storing the egress position failed", "offset", offset, "error", err)
+				}
+			}
+			continue
+		}
 		if err != nil {
 			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
 			lg.Error("egress read failed; retrying", "offset", offset, "error", err, "retry_in", backoff)
