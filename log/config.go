@@ -147,6 +147,10 @@ func (c TopicConfig) deletes() bool { return c.CleanupPolicy != CleanupCompact }
 // compacts reports whether compaction applies.
 func (c TopicConfig) compacts() bool { return c.CleanupPolicy != CleanupDelete }
 
+// CompactsRecords reports whether compaction applies to the topic: its
+// records may be removed from sealed segments.
+func (c TopicConfig) CompactsRecords() bool { return c.compacts() }
+
 const (
 	maxPartitions   = 10000
 	minSegmentBytes = 1 << 10

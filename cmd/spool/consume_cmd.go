@@ -253,13 +253,13 @@ poll:
 			}
 		})
 		fetches.EachRecord(func(r *kgo.Record) {
-			lastRecord = time.Now()
 			if *count > 0 && n >= *count {
 				return
 			}
 			if !*follow && prog.past(r.Partition, r.Offset) {
 				return // produced after the start: neither printed nor committed
 			}
+			lastRecord = time.Now() // progress: records past the ends are none
 			prog.advance(r.Partition, r.Offset+1)
 			if *group != "" {
 				cl.MarkCommitRecords(r)
@@ -288,7 +288,7 @@ poll:
 					}
 					defer lookCl.Close()
 				}
-				more, err := committedRest(sigCtx, lookCl, snap.leader[part], topic, part, next, snap.end[part])
+				more, err := committedRest(sigCtx, lookCl, topic, part, next, snap.end[part])
 				if err != nil {
 					runErr = fmt.Errorf("partition %d: looking for committed records at %d: %w", part, next, err)
 					break poll

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
 	spoollog "github.com/spoolmq/spool/log"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -25,18 +27,30 @@ const committedLookEvery = time.Second
 
 // committedRest reports whether the partition holds a record a
 // read_committed consumer would be given in [from, end): a batch that is
-// neither a marker nor of an aborted transaction.
-func committedRest(ctx context.Context, cl *kgo.Client, leader int32, topic string, part int32, from, end int64) (bool, error) {
+// neither a marker nor of an aborted transaction. When it cannot tell (a
+// leader moving, an empty answer) it says there may be: the consume goes
+// on waiting, as it would without the look.
+func committedRest(ctx context.Context, cl *kgo.Client, topic string, part int32, from, end int64) (bool, error) {
+	// The leader and the topic's id are looked up each time: leadership
+	// moves, and Kafka from 3.1 knows topics by id in Fetch v13+.
+	td, err := describeTopic(ctx, kadm.NewClient(cl), topic)
+	if err != nil {
+		return false, err
+	}
+	pd, ok := td.Partitions[part]
+	if !ok {
+		return false, fmt.Errorf("topic %q has no partition %d", topic, part)
+	}
 	for off := from; off < end; {
 		req := kmsg.NewPtrFetchRequest()
 		req.ReplicaID, req.MaxWaitMillis, req.MaxBytes, req.IsolationLevel = -1, 0, 1<<20, 1
 		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = topic
+		rt.Topic, rt.TopicID = topic, [16]byte(td.ID)
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch, rp.LogStartOffset = part, off, 1<<20, -1, -1
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl.Broker(int(leader)))
+		resp, err := req.RequestWith(ctx, cl.Broker(int(pd.Leader)))
 		if err != nil {
 			return false, err
 		}
@@ -45,14 +59,16 @@ func committedRest(ctx context.Context, cl *kgo.Client, leader int32, topic stri
 		}
 		sp := resp.Topics[0].Partitions[0]
 		if err := kerr.ErrorForCode(sp.ErrorCode); err != nil {
+			if kerr.IsRetriable(err) {
+				return true, nil // a leader moving: look again later
+			}
 			return false, err
 		}
 		next, deliverable := walkCommitted(sp.RecordBatches, sp.AbortedTransactions, off, end)
-		if deliverable {
+		if deliverable || next <= off {
+			// A record to give, or nothing below end though there is
+			// data there (a throttled answer): assume there is more.
 			return true, nil
-		}
-		if next <= off {
-			return false, nil // nothing readable below the last stable offset
 		}
 		off = next
 	}

@@ -17,21 +17,16 @@ import (
 // high watermarks at one moment.
 type topicSnapshot struct {
 	start, end map[int32]int64
-	leader     map[int32]int32 // broker id of each partition's leader
 }
 
 // snapshotTopic lists a topic's log start offsets and ends. With
 // committed, the ends are the last stable offsets, where a read_committed
 // consumer stops while a transaction is pending.
 func snapshotTopic(ctx context.Context, adm *kadm.Client, topic string, committed bool) (topicSnapshot, error) {
-	td, err := describeTopic(ctx, adm, topic)
-	if err != nil {
+	if _, err := describeTopic(ctx, adm, topic); err != nil {
 		return topicSnapshot{}, err
 	}
-	snap := topicSnapshot{start: map[int32]int64{}, end: map[int32]int64{}, leader: map[int32]int32{}}
-	for id, pd := range td.Partitions {
-		snap.leader[id] = pd.Leader
-	}
+	snap := topicSnapshot{start: map[int32]int64{}, end: map[int32]int64{}}
 	ends := adm.ListEndOffsets
 	if committed {
 		ends = adm.ListCommittedOffsets

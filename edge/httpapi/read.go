@@ -211,10 +211,11 @@ func (a *api) writeRecords(w http.ResponseWriter, p *spoollog.Partition, recs []
 	}
 	b = append(b, `],"next_offset":`...)
 	b = strconv.AppendInt(b, next, 10)
+	lso := p.LastStableOffset() // before the high watermark, which only grows: never above it
 	b = append(b, `,"high_watermark":`...)
 	b = strconv.AppendInt(b, p.HighWatermark(), 10)
 	b = append(b, `,"last_stable_offset":`...)
-	b = strconv.AppendInt(b, p.LastStableOffset(), 10)
+	b = strconv.AppendInt(b, lso, 10)
 	b = append(b, `,"log_start_offset":`...)
 	b = strconv.AppendInt(b, p.LogStartOffset(), 10)
 	b = append(b, '}')

@@ -48,6 +48,10 @@ type seqState struct {
 	epoch   int16
 	lastSeq int32
 	recent  []*seqBatch // oldest first
+	// gapOK: rebuilt from a compacted log, where the producer's last
+	// batches may be gone; its next batch is taken whatever its sequence
+	// (duplicates of the batches found are still answered as such).
+	gapOK bool
 }
 
 // seqBatch is one accepted batch; done is closed when its append finished.
@@ -143,7 +147,7 @@ func (ps *producers) accept(part *spoollog.Partition, h spoollog.BatchHeader) (b
 				return r, true, 0
 			}
 		}
-		if first != nextSeq(st.lastSeq) {
+		if first != nextSeq(st.lastSeq) && !st.gapOK {
 			return nil, false, kerr.OutOfOrderSequenceNumber.Code
 		}
 	}
@@ -151,7 +155,7 @@ func (ps *producers) accept(part *spoollog.Partition, h spoollog.BatchHeader) (b
 		ps.epochs[h.ProducerID] = h.ProducerEpoch
 	}
 	b = &seqBatch{first: first, last: last, done: make(chan struct{})}
-	st.lastSeq = last
+	st.lastSeq, st.gapOK = last, false
 	st.recent = append(st.recent, b)
 	if len(st.recent) > recentBatches {
 		st.recent = append(st.recent[:0], st.recent[1:]...)
@@ -216,8 +220,16 @@ func (ps *producers) rebuild(pid int64, part *spoollog.Partition, batches []spoo
 	if ps.parts[k] != nil || len(batches) == 0 {
 		return
 	}
-	st := &seqState{}
-	for _, h := range batches[max(len(batches)-recentBatches, 0):] {
+	// Compaction removes batches whose records were all superseded,
+	// maybe the producer's last ones (Kafka keeps them, emptied; Spool's
+	// compaction does not).
+	st := &seqState{gapOK: part.Topic().Config().CompactsRecords()}
+	for _, h := range batches {
+		if len(st.recent) > 0 && h.ProducerEpoch != st.epoch {
+			// A new epoch starts the sequences again: the batches of the
+			// one before are no duplicates of the new one's.
+			st.recent = nil
+		}
 		b := &seqBatch{first: h.BaseSequence, last: lastSequence(h), done: make(chan struct{}),
 			res: spoollog.AppendResult{BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), LogAppendTime: -1}}
 		if h.LogAppendTime() {
@@ -226,6 +238,9 @@ func (ps *producers) rebuild(pid int64, part *spoollog.Partition, batches []spoo
 		close(b.done)
 		st.epoch, st.lastSeq = h.ProducerEpoch, b.last
 		st.recent = append(st.recent, b)
+		if len(st.recent) > recentBatches {
+			st.recent = st.recent[1:]
+		}
 	}
 	ps.parts[k] = st
 }

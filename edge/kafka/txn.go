@@ -141,7 +141,7 @@ func (tc *txnCoordinator) rebuildSequences(e *txnEntry) {
 		}
 		var batches []spoollog.BatchHeader
 		err := eachBatchFrom(p, p.LastStableOffset(), func(h spoollog.BatchHeader) {
-			if h.ProducerID == e.rec.PID && h.Transactional() && !h.Control() {
+			if h.ProducerID == e.rec.PID && h.ProducerEpoch == e.rec.Epoch && h.Transactional() && !h.Control() {
 				batches = append(batches, h)
 			}
 		})
