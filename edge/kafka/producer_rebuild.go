@@ -31,6 +31,9 @@ func (ps *producers) rebuildFromLog(l *spoollog.Log, now time.Time) {
 			for pid, batches := range producerTail(p, now) {
 				ps.rebuild(pid, p, batches)
 				ps.known(pid, batches[len(batches)-1].ProducerEpoch)
+				ps.mu.Lock()
+				ps.fromLog[pid] = true
+				ps.mu.Unlock()
 			}
 		}
 	}

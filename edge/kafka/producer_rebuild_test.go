@@ -91,3 +91,46 @@ func mustPartition(t *testing.T, tb *testBroker, topic string, id int32) *spooll
 	}
 	return p
 }
+
+// A producer that bumped its epoch (KIP-360) and wrote nothing at the new
+// one before a crash bumps again after it: the epoch read back from its
+// batches is a floor, not a reason to refuse.
+func TestIdempotentBumpAfterCrashWithoutBatches(t *testing.T) {
+	tb := startBroker(t, kafka.Options{})
+	tb.createTopic("idem2", 1)
+	cl := tb.client()
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.ProducerID, init.ProducerEpoch = -1, -1
+	ir := txnRaw[*kmsg.InitProducerIDResponse](t, cl, init)
+	if ir.ErrorCode != 0 {
+		t.Fatal(kerr.ErrorForCode(ir.ErrorCode))
+	}
+	pid := ir.ProducerID
+	b, err := spoollog.AppendBatch(nil, []spoollog.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte("a")}},
+		spoollog.BatchOptions{ProducerID: pid, ProducerEpoch: ir.ProducerEpoch, BaseSequence: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := produceBatch(t, cl, nil, "idem2", b); r.ErrorCode != 0 {
+		t.Fatal(kerr.ErrorForCode(r.ErrorCode))
+	}
+	bump := func(epoch int16) *kmsg.InitProducerIDResponse {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.ProducerID, req.ProducerEpoch = pid, epoch
+		return txnRaw[*kmsg.InitProducerIDResponse](t, cl, req)
+	}
+	first := bump(ir.ProducerEpoch)
+	if first.ErrorCode != 0 {
+		t.Fatal(kerr.ErrorForCode(first.ErrorCode))
+	}
+
+	crashRestart(t, tb)
+	cl = tb.client()
+	if br := bump(first.ProducerEpoch); br.ErrorCode != 0 || br.ProducerEpoch != first.ProducerEpoch+1 {
+		t.Errorf("bump from epoch %d after the crash: epoch %d, %v; want %d", first.ProducerEpoch, br.ProducerEpoch, kerr.ErrorForCode(br.ErrorCode), first.ProducerEpoch+1)
+	}
+	// A stale epoch is still refused.
+	if br := bump(ir.ProducerEpoch); br.ErrorCode != kerr.InvalidProducerEpoch.Code {
+		t.Errorf("bump from the stale epoch %d: %v, want INVALID_PRODUCER_EPOCH", ir.ProducerEpoch, kerr.ErrorForCode(br.ErrorCode))
+	}
+}

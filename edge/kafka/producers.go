@@ -36,7 +36,10 @@ type producers struct {
 	next   int64 // next producer id
 	limit  int64 // ids below limit are reserved in the metadata store
 	epochs map[int64]int16
-	parts  map[pidPartition]*seqState
+	// fromLog: the epoch in epochs was read back from the log after a
+	// crash (producer_rebuild.go), and is a floor, not the last one.
+	fromLog map[int64]bool
+	parts   map[pidPartition]*seqState
 }
 
 type pidPartition struct {
@@ -63,7 +66,7 @@ type seqBatch struct {
 }
 
 func newProducers(meta *spoollog.Meta) (*producers, error) {
-	ps := &producers{meta: meta, epochs: map[int64]int16{}, parts: map[pidPartition]*seqState{}}
+	ps := &producers{meta: meta, epochs: map[int64]int16{}, fromLog: map[int64]bool{}, parts: map[pidPartition]*seqState{}}
 	b, ok, err := meta.GetCursor(nsKafka, keyPIDBlock)
 	if err != nil {
 		return nil, err
@@ -102,9 +105,15 @@ func (ps *producers) bump(pid int64, epoch int16) (int16, int16) {
 	if !ok && pid >= ps.next {
 		return 0, kerr.InvalidProducerIDMapping.Code
 	}
+	if ok && epoch > cur && ps.fromLog[pid] {
+		// Its epoch was read back from its batches after a crash: it may
+		// have bumped since without writing (the bump was not stored).
+		cur = epoch
+	}
 	if ok && epoch != cur {
 		return 0, kerr.InvalidProducerEpoch.Code
 	}
+	delete(ps.fromLog, pid)
 	if cur == math.MaxInt16 {
 		return 0, kerr.InvalidProducerEpoch.Code
 	}
