@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spoolmq/spool/edge/kafka"
-	spoollog "github.com/spoolmq/spool/log"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -41,27 +38,7 @@ func TestCommittedRestKafkaTopicIDs(t *testing.T) {
 func TestConsumeAbortedBeforePendingOnKafka(t *testing.T) {
 	_, addr := newKafka(t, kfake.SeedTopics(1, "cr-lso"))
 	ctx := testCtx(t, time.Minute)
-	client := func(id string) *kgo.Client {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(id), kgo.DefaultProduceTopic("cr-lso"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		return cl
-	}
-	first, second := client("cr-first"), client("cr-second")
-	if err := first.ProduceSync(ctx, &kgo.Record{Value: []byte("aborted")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	if err := second.ProduceSync(ctx, &kgo.Record{Value: []byte("pending")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.EndTransaction(ctx, kgo.TryAbort); err != nil {
-		t.Fatal(err)
-	}
+	second := abortBeforePending(t, ctx, addr, "cr-lso", [2]string{"cr-first", "cr-second"})
 	code, out, stderr := kafkaCmd(t, ctx, addr, "consume", "cr-lso")
 	if code != 0 || out != "" {
 		t.Errorf("consume: exit %d, printed %q: %s", code, out, stderr)
@@ -127,44 +104,10 @@ func partitionLeader(t *testing.T, ctx context.Context, cl *kgo.Client, topic st
 // past its end. Those are no progress: a consume without --follow ends at
 // once rather than for as long as anything is produced.
 func TestConsumeEndsWhileOtherPartitionGrows(t *testing.T) {
-	l, err := spoollog.Open(t.TempDir(), spoollog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := kafka.New(kafka.Options{Addr: "127.0.0.1:0", Log: l, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close(); l.Close() })
-	addr := srv.Addr().String()
+	addr := startPlainSpoolKafka(t)
 	ctx := testCtx(t, time.Minute)
 	mustKafka(t, ctx, addr, "topic", "create", "cr-grow", "--partitions", "2")
-	client := func(id string) *kgo.Client {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(id), kgo.DefaultProduceTopic("cr-grow"),
-			kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		return cl
-	}
-	first, second := client("cr-g-first"), client("cr-g-second")
-	if err := first.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: []byte("aborted")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	if err := second.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: []byte("pending")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.EndTransaction(ctx, kgo.TryAbort); err != nil {
-		t.Fatal(err)
-	}
+	second := abortBeforePending(t, ctx, addr, "cr-grow", [2]string{"cr-g-first", "cr-g-second"})
 	defer second.EndTransaction(context.Background(), kgo.TryAbort)
 
 	// Another producer keeps writing to partition 1.

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/spoolmq/spool/edge/kafka"
-	spoollog "github.com/spoolmq/spool/log"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -56,43 +53,10 @@ func TestConsumeIsolation(t *testing.T) {
 // consume without --follow still ends at once: it finds that only
 // aborted batches are left.
 func TestConsumeEndsAfterAbortedBatchesAtLSO(t *testing.T) {
-	l, err := spoollog.Open(t.TempDir(), spoollog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := kafka.New(kafka.Options{Addr: "127.0.0.1:0", Log: l, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close(); l.Close() })
-	addr := srv.Addr().String()
+	addr := startPlainSpoolKafka(t)
 	ctx := testCtx(t, time.Minute)
 	mustKafka(t, ctx, addr, "topic", "create", "lso", "--partitions", "1")
-	client := func(id string) *kgo.Client {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(id), kgo.DefaultProduceTopic("lso"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		return cl
-	}
-	first, second := client("first"), client("second")
-	if err := first.ProduceSync(ctx, &kgo.Record{Value: []byte("aborted")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	if err := second.ProduceSync(ctx, &kgo.Record{Value: []byte("pending")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.EndTransaction(ctx, kgo.TryAbort); err != nil {
-		t.Fatal(err)
-	}
+	second := abortBeforePending(t, ctx, addr, "lso", [2]string{"first", "second"})
 	start := time.Now()
 	code, out, stderr := kafkaCmd(t, ctx, addr, "consume", "lso")
 	if code != 0 || out != "" {

@@ -73,6 +73,23 @@ func (tb *testBroker) close() {
 	tb.S = nil
 }
 
+// offline closes the listener and the log, lets edit change the data
+// directory's log as a crash or an operator would leave it, and opens
+// both again.
+func (tb *testBroker) offline(edit func(l *spoollog.Log)) {
+	tb.t.Helper()
+	tb.close()
+	l, err := spoollog.Open(tb.dir, spoollog.Options{})
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	edit(l)
+	if err := l.Close(); err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.open()
+}
+
 // restart closes the listener and the log and opens both again.
 func (tb *testBroker) restart() {
 	tb.t.Helper()

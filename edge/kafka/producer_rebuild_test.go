@@ -14,18 +14,11 @@ import (
 // clean Close wrote, as a crash would leave meta.db, then opens it again.
 func crashRestart(t *testing.T, tb *testBroker) {
 	t.Helper()
-	tb.close()
-	l, err := spoollog.Open(tb.dir, spoollog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Meta().DeleteCursor("kafka", "producers"); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	tb.open()
+	tb.offline(func(l *spoollog.Log) {
+		if err := l.Meta().DeleteCursor("kafka", "producers"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // An idempotent producer that retries, after a crash, a batch stored just

@@ -1380,44 +1380,37 @@ func TestTxnE2EInterruptedEndFinishedAtStart(t *testing.T) {
 
 	// The crash, made by hand: both ends decided and stored, the commit's
 	// marker written on partition 0 only, the abort's on none.
-	tb.close()
-	l, err := spoollog.Open(tb.dir, spoollog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored, err := l.Meta().Cursors("kafka_txn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for id, status := range map[string]string{"interrupted-commit": "prepare_commit", "interrupted-abort": "prepare_abort"} {
-		var rec map[string]any
-		if err := json.Unmarshal(stored[id], &rec); err != nil {
-			t.Fatalf("stored state of %s: %v (%q)", id, err, stored[id])
-		}
-		if rec["status"] != "ongoing" {
-			t.Fatalf("stored state of %s: %v, want ongoing", id, rec)
-		}
-		rec["status"] = status
-		b, _ := json.Marshal(rec)
-		if err := l.Meta().PutCursor("kafka_txn", id, b); err != nil {
+	tb.offline(func(l *spoollog.Log) {
+		stored, err := l.Meta().Cursors("kafka_txn")
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	lt, err := l.Topic(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p0, err := lt.Partition(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p0.EndTxn(pidC, epochC, true, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	tb.open()
+		for id, status := range map[string]string{"interrupted-commit": "prepare_commit", "interrupted-abort": "prepare_abort"} {
+			var rec map[string]any
+			if err := json.Unmarshal(stored[id], &rec); err != nil {
+				t.Fatalf("stored state of %s: %v (%q)", id, err, stored[id])
+			}
+			if rec["status"] != "ongoing" {
+				t.Fatalf("stored state of %s: %v, want ongoing", id, rec)
+			}
+			rec["status"] = status
+			b, _ := json.Marshal(rec)
+			if err := l.Meta().PutCursor("kafka_txn", id, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lt, err := l.Topic(topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p0, err := lt.Partition(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p0.EndTxn(pidC, epochC, true, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
 	px.target.Store(new(tb.addr()))
 	px.cutAll()
 

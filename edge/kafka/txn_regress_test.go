@@ -223,30 +223,23 @@ func TestTxnInitProducerIDRetryIsNotFenced(t *testing.T) {
 // broker is down, then starts it again.
 func editTxnState(t *testing.T, tb *testBroker, id string, edit func(rec map[string]any)) {
 	t.Helper()
-	tb.close()
-	l, err := spoollog.Open(tb.dir, spoollog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, ok, err := l.Meta().GetCursor("kafka_txn", id)
-	if err != nil || !ok {
-		t.Fatalf("stored state of %q: %v (found %v)", id, err, ok)
-	}
-	var rec map[string]any
-	if err := json.Unmarshal(b, &rec); err != nil {
-		t.Fatal(err)
-	}
-	edit(rec)
-	if b, err = json.Marshal(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Meta().PutCursor("kafka_txn", id, b); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	tb.open()
+	tb.offline(func(l *spoollog.Log) {
+		b, ok, err := l.Meta().GetCursor("kafka_txn", id)
+		if err != nil || !ok {
+			t.Fatalf("stored state of %q: %v (found %v)", id, err, ok)
+		}
+		var rec map[string]any
+		if err := json.Unmarshal(b, &rec); err != nil {
+			t.Fatal(err)
+		}
+		edit(rec)
+		if b, err = json.Marshal(rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Meta().PutCursor("kafka_txn", id, b); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // TestTxnInitProducerIDRetryAfterRotationIsNotRefused: the same retry
@@ -470,18 +463,7 @@ func TestTxnRetriedBatchAfterCrashIsNotDuplicated(t *testing.T) {
 	}
 
 	// Crash: the log and meta.db as they are, no producer snapshot.
-	tb.close()
-	l, err := spoollog.Open(tb.dir, spoollog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Meta().DeleteCursor("kafka", "producers"); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	tb.open()
+	crashRestart(t, tb)
 	cl = tb.client()
 
 	r := produceBatch(t, cl, &txid, topic, batch) // the client's retry
