@@ -144,12 +144,9 @@ func (c TopicConfig) Validate() error {
 // deletes reports whether time and size retention apply.
 func (c TopicConfig) deletes() bool { return c.CleanupPolicy != CleanupCompact }
 
-// compacts reports whether compaction applies.
-func (c TopicConfig) compacts() bool { return c.CleanupPolicy != CleanupDelete }
-
-// CompactsRecords reports whether compaction applies to the topic: its
-// records may be removed from sealed segments.
-func (c TopicConfig) CompactsRecords() bool { return c.compacts() }
+// Compacts reports whether compaction applies: records may be removed
+// from sealed segments.
+func (c TopicConfig) Compacts() bool { return c.CleanupPolicy != CleanupDelete }
 
 const (
 	maxPartitions   = 10000

@@ -313,7 +313,7 @@ func (l *Log) Maintain() error {
 	for _, t := range l.allTopics() {
 		cfg := t.Config()
 		for _, p := range t.Partitions() {
-			if cfg.compacts() {
+			if cfg.Compacts() {
 				if err := p.compact(cfg, now); err != nil {
 					errs = append(errs, err)
 				}

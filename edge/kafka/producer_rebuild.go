@@ -30,10 +30,7 @@ func (ps *producers) rebuildFromLog(l *spoollog.Log, now time.Time) {
 		for _, p := range t.Partitions() {
 			for pid, batches := range producerTail(p, now) {
 				ps.rebuild(pid, p, batches)
-				ps.known(pid, batches[len(batches)-1].ProducerEpoch)
-				ps.mu.Lock()
-				ps.fromLog[pid] = true
-				ps.mu.Unlock()
+				ps.known(pid, batches[len(batches)-1].ProducerEpoch, true)
 			}
 		}
 	}

@@ -192,13 +192,17 @@ func (ps *producers) finish(part *spoollog.Partition, pid int64, b *seqBatch, re
 	close(b.done)
 }
 
-// known records a producer's epoch that the transaction coordinator
-// handed out.
-func (ps *producers) known(pid int64, epoch int16) {
+// known records a producer's epoch: one the transaction coordinator
+// handed out, or (fromLog) the last found in its batches after a crash,
+// a floor for its next bump.
+func (ps *producers) known(pid int64, epoch int16, fromLog bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if cur, ok := ps.epochs[pid]; !ok || epoch > cur {
 		ps.epochs[pid] = epoch
+	}
+	if fromLog {
+		ps.fromLog[pid] = true
 	}
 }
 
@@ -232,7 +236,7 @@ func (ps *producers) rebuild(pid int64, part *spoollog.Partition, batches []spoo
 	// Compaction removes batches whose records were all superseded,
 	// maybe the producer's last ones (Kafka keeps them, emptied; Spool's
 	// compaction does not).
-	st := &seqState{gapOK: part.Topic().Config().CompactsRecords()}
+	st := &seqState{gapOK: part.Topic().Config().Compacts()}
 	for _, h := range batches {
 		if len(st.recent) > 0 && h.ProducerEpoch != st.epoch {
 			// A new epoch starts the sequences again: the batches of the

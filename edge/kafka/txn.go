@@ -110,7 +110,7 @@ func newTxnCoordinator(s *Server) (*txnCoordinator, error) {
 			return nil, fmt.Errorf("transactional id %q: unreadable state: %w", id, err)
 		}
 		tc.ids[id] = e
-		s.producers.known(e.rec.PID, e.rec.Epoch)
+		s.producers.known(e.rec.PID, e.rec.Epoch, false)
 		if e.rec.Status == txnOngoing {
 			tc.rebuildSequences(e)
 		}
@@ -304,7 +304,7 @@ func (tc *txnCoordinator) bump(e *txnEntry) error {
 		return nil
 	}
 	e.rec.Epoch++
-	tc.s.producers.known(e.rec.PID, e.rec.Epoch)
+	tc.s.producers.known(e.rec.PID, e.rec.Epoch, false)
 	return nil
 }
 

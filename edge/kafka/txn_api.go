@@ -67,7 +67,7 @@ func (s *Server) initTxnProducer(r *kmsg.InitProducerIDRequest, version int16, r
 	var err error
 	if e.rec.Epoch < 0 {
 		e.rec.Epoch = 0 // a new id: its first epoch
-		s.producers.known(e.rec.PID, 0)
+		s.producers.known(e.rec.PID, 0, false)
 	} else {
 		err = tc.abortAndBump(e)
 	}
