@@ -84,10 +84,16 @@ type TopicConfig struct {
 	// index entries (index.interval.bytes).
 	IndexIntervalBytes int32 `json:"index_interval_bytes"`
 
-	// Preallocate zero-fills the active segment ahead of the write
-	// position, so a synced append overwrites allocated blocks instead of
-	// growing the file (an fdatasync then commits no metadata).
+	// Preallocate allocates the active segment ahead of the write
+	// position: zero-filled for small writes, so a synced append
+	// overwrites allocated blocks (an fdatasync then commits no metadata),
+	// reserved with fallocate for large ones (less metadata than growing).
 	Preallocate bool `json:"preallocate"`
+
+	// Compression is the codec of the batches the log builds when it
+	// merges Spool's own one-message batches (MQTT ingest, HTTP, sensors).
+	// Batches from Kafka producers are stored as they came.
+	Compression Codec `json:"compression"`
 }
 
 // DefaultTopicConfig returns the configuration a topic gets when nothing is
@@ -109,6 +115,7 @@ func DefaultTopicConfig() TopicConfig {
 		TimestampType:      CreateTime,
 		IndexIntervalBytes: 4096,
 		Preallocate:        true,
+		Compression:        CodecZstd,
 	}
 }
 
@@ -137,6 +144,8 @@ func (c TopicConfig) Validate() error {
 		return fmt.Errorf("timestamp_type: %q is not CreateTime or LogAppendTime", c.TimestampType)
 	case c.IndexIntervalBytes < 64:
 		return fmt.Errorf("index_interval_bytes: %d is below 64", c.IndexIntervalBytes)
+	case c.Compression < CodecNone || c.Compression > CodecZstd:
+		return fmt.Errorf("compression: codec %d is not none, gzip, snappy, lz4 or zstd", c.Compression)
 	}
 	return nil
 }

@@ -63,6 +63,10 @@ type faultFS struct {
 	syncs, syncFailures   int
 	writes, writeFailures int
 	dirSyncs              int
+	// fallocate calls (Reserve), and those refused for want of space
+	reserves, reserveFailures int
+	// noReserve: a file system without fallocate
+	noReserve bool
 }
 
 func newFaultFS() *faultFS { return &faultFS{FS: OSFS{}} }
@@ -235,6 +239,39 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 		return m, enospc(f.path)
 	}
 	return m, nil
+}
+
+// Reserve passes fallocate through to the real file. While the disk is
+// full it takes space as a write would, all or nothing as fallocate does.
+func (f *faultFile) Reserve(off, n int64) error {
+	r, ok := f.File.(reserver)
+	if !ok {
+		return errReserveUnsupported
+	}
+	ffs := f.fs
+	ffs.mu.Lock()
+	defer ffs.mu.Unlock()
+	ffs.reserves++
+	if ffs.noReserve {
+		return errReserveUnsupported
+	}
+	if !ffs.limited || (ffs.spaceMatch != nil && !ffs.spaceMatch(f.path)) {
+		return r.Reserve(off, n)
+	}
+	fi, err := f.File.Stat()
+	if err != nil {
+		return err
+	}
+	grow := max(off+n-fi.Size(), 0)
+	if grow > ffs.spaceLeft {
+		ffs.reserveFailures++
+		return &os.PathError{Op: "fallocate", Path: f.path, Err: syscall.ENOSPC}
+	}
+	if err := r.Reserve(off, n); err != nil {
+		return err
+	}
+	ffs.spaceLeft -= grow
+	return nil
 }
 
 func (f *faultFile) Sync() error {

@@ -76,7 +76,8 @@ func (p *Partition) flushLoop() {
 		}
 		endBusy := p.busy.begin(busyFlush)
 		wbuf, wmetas := buf, metas
-		if mb, mm, ok := mergeCycle(p.mergeBuf[:0], p.mergeMetas[:0], buf, metas, int(p.topic.Config().MaxMessageBytes)); ok {
+		cfg := p.topic.Config()
+		if mb, mm, ok := mergeCycle(p.mergeBuf[:0], p.mergeMetas[:0], buf, metas, int(cfg.MaxMessageBytes), cfg.Compression); ok {
 			wbuf, wmetas = mb, mm
 			if cap(mb) <= 2*maxQueueBytes {
 				p.mergeBuf, p.mergeMetas = mb, mm

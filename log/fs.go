@@ -1,6 +1,7 @@
 package log
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -68,6 +69,15 @@ func (OSFS) SyncDir(name string) error {
 }
 
 type osFile struct{ *os.File }
+
+// reserver is a File that can allocate blocks without writing them, and
+// extend its size over them (fallocate). errReserveUnsupported says the
+// file system cannot.
+type reserver interface {
+	Reserve(off, n int64) error
+}
+
+var errReserveUnsupported = errors.New("the file system cannot reserve blocks")
 
 func (f osFile) Sync() error { return fdatasync(f.File) }
 

@@ -150,13 +150,13 @@ func TestMergeRunKeepsUndecodableBatches(t *testing.T) {
 		metas = append(metas, batchMeta{base: int64(i), last: int64(i), maxTs: 1, size: len(b), records: 1, mergeable: mergeable(parseBatchHeader(b))})
 		buf = append(buf, b...)
 	}
-	good, _, ok := mergeCycle(nil, nil, buf, metas, 1<<20)
+	good, _, ok := mergeCycle(nil, nil, buf, metas, 1<<20, CodecNone)
 	if !ok || len(good) >= len(buf) {
 		t.Fatalf("three mergeable batches: merged %v into %d bytes (from %d)", ok, len(good), len(buf))
 	}
 	// The second batch's record length says more bytes than there are.
 	buf[metas[0].size+batchHeaderSize] = 0x7e
-	if _, _, ok := mergeCycle(nil, nil, buf, metas, 1<<20); ok {
+	if _, _, ok := mergeCycle(nil, nil, buf, metas, 1<<20, CodecNone); ok {
 		t.Errorf("a run with an undecodable record was merged")
 	}
 }

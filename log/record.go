@@ -48,6 +48,23 @@ func (c Codec) String() string {
 	return fmt.Sprintf("codec(%d)", int8(c))
 }
 
+// MarshalText and UnmarshalText store a codec by name (topic configs in
+// meta.db).
+func (c Codec) MarshalText() ([]byte, error) {
+	if c < 0 || int(c) >= len(codecNames) {
+		return nil, fmt.Errorf("unknown compression codec %d", int8(c))
+	}
+	return []byte(codecNames[c]), nil
+}
+
+func (c *Codec) UnmarshalText(b []byte) error {
+	v, err := ParseCodec(string(b))
+	if err == nil {
+		*c = v
+	}
+	return err
+}
+
 // ParseCodec parses a codec name as Kafka's compression.type spells it.
 func ParseCodec(s string) (Codec, error) {
 	for i, n := range codecNames {

@@ -151,6 +151,7 @@ for i in range($msgs):
     print(base64.b64encode(os.urandom(375)).decode())" >"$work/lines"   # 500-byte payloads
 payload=$(( $(stat -c %s "$work/lines") - msgs ))
 printf 'topics:\n  - {name: mqtt, preallocate: false}\n' >"$work/noprealloc.yaml"
+printf 'topics:\n  - {name: mqtt, compression: none}\n' >"$work/nocompress.yaml"
 # wa LABEL PUBLISHERS [serve flags]: one ingest of $msgs messages split
 # over PUBLISHERS mosquitto_pub connections, and what reached the device.
 wa() {
@@ -181,5 +182,7 @@ wa() {
 }
 wa default-1-publisher 1
 wa default-20-publishers 20
+wa nocompress-1-publisher 1 --config "$work/nocompress.yaml"
+wa nocompress-20-publishers 20 --config "$work/nocompress.yaml"
 wa noprealloc-1-publisher 1 --config "$work/noprealloc.yaml"
 wa noprealloc-20-publishers 20 --config "$work/noprealloc.yaml"

@@ -286,6 +286,7 @@ type TopicSpec struct {
 	DeleteRetention *Duration `yaml:"delete_retention"`
 	TimestampType   *string   `yaml:"timestamp_type"`
 	Preallocate     *bool     `yaml:"preallocate"`
+	Compression     *string   `yaml:"compression"`
 }
 
 // RouteSpec sends MQTT publishes matching Match to a log topic.

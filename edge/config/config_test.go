@@ -423,6 +423,7 @@ func TestValidate(t *testing.T) {
 		{"bad_on_full", "topics:\n  - {name: t, on_full: block}\n", []string{"topics[0].on_full"}},
 		{"bad_cleanup", "topics:\n  - {name: t, cleanup_policy: archive}\n", []string{"topics[0].cleanup_policy"}},
 		{"bad_timestamp_type", "topics:\n  - {name: t, timestamp_type: now}\n", []string{"topics[0].timestamp_type"}},
+		{"bad_compression", "topics:\n  - {name: t, compression: brotli}\n", []string{"topics[0].compression"}},
 		{"negative_delete_retention", "topics:\n  - {name: t, delete_retention: forever}\n", []string{"topics[0].delete_retention"}},
 
 		{"egress", "egress:\n  - {topic: cmds, mqtt_topic: 'devices/{key}/cmd', qos: 2, start: earliest}\n  - {topic: cmds, mqtt_topic: 'site/{header:site}/{partition}/{topic}'}\n", nil},
@@ -694,6 +695,7 @@ func TestTopicConfigAllFields(t *testing.T) {
 		DeleteRetention: new(Duration(time.Hour)),
 		TimestampType:   new("LogAppendTime"),
 		Preallocate:     new(false),
+		Compression:     new("lz4"),
 	}
 	got, err := spec.TopicConfig(spoollog.DefaultTopicConfig())
 	if err != nil {
@@ -714,6 +716,7 @@ func TestTopicConfigAllFields(t *testing.T) {
 		TimestampType:      spoollog.LogAppendTime,
 		IndexIntervalBytes: spoollog.DefaultTopicConfig().IndexIntervalBytes,
 		Preallocate:        false,
+		Compression:        spoollog.CodecLz4,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)

@@ -431,5 +431,12 @@ func (t TopicSpec) TopicConfig(base spoollog.TopicConfig) (spoollog.TopicConfig,
 	if t.Preallocate != nil {
 		c.Preallocate = *t.Preallocate
 	}
+	if t.Compression != nil {
+		codec, err := spoollog.ParseCodec(*t.Compression)
+		if err != nil {
+			return c, fmt.Errorf("compression: %w", err)
+		}
+		c.Compression = codec
+	}
 	return c, c.Validate()
 }

@@ -51,6 +51,7 @@ type topicConfigJSON struct {
 	DeleteRetention config.Duration `json:"delete_retention"`
 	TimestampType   string          `json:"timestamp_type"`
 	Preallocate     bool            `json:"preallocate"`
+	Compression     string          `json:"compression"`
 }
 
 func configJSON(c spoollog.TopicConfig) topicConfigJSON {
@@ -72,6 +73,7 @@ func configJSON(c spoollog.TopicConfig) topicConfigJSON {
 		DeleteRetention: config.Duration(c.DeleteRetention),
 		TimestampType:   ts,
 		Preallocate:     c.Preallocate,
+		Compression:     c.Compression.String(),
 	}
 }
 

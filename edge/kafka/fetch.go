@@ -71,6 +71,7 @@ func (s *Server) readFetch(r *kmsg.FetchRequest, notify *[]<-chan struct{}) (*km
 			sp.RecordBatches = []byte{}
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			var p *spoollog.Partition
+			var refused bool // zstd for a Fetch below v10
 			err := terr
 			if err == nil {
 				p, err = t.Partition(rp.Partition)
@@ -101,7 +102,10 @@ func (s *Server) readFetch(r *kmsg.FetchRequest, notify *[]<-chan struct{}) (*km
 					} else {
 						data, err = p.Read(rp.FetchOffset, limit)
 					}
-					if err == nil && (n == 0 || len(data) <= budget) {
+					if err == nil && r.Version < 10 {
+						data, refused = beforeZstd(data)
+					}
+					if err == nil && !refused && (n == 0 || len(data) <= budget) {
 						sp.RecordBatches = data
 						n += len(data)
 						budget -= len(data)
@@ -117,6 +121,12 @@ func (s *Server) readFetch(r *kmsg.FetchRequest, notify *[]<-chan struct{}) (*km
 				// covers every batch returned (appends go on meanwhile).
 				sp.HighWatermark = p.HighWatermark()
 				sp.LastStableOffset, sp.LogStartOffset = p.LastStableOffset(), p.LogStartOffset()
+				if refused {
+					// As Kafka's FetchResponse.partitionResponse: no records, no offsets.
+					sp.ErrorCode = kerr.UnsupportedCompressionType.Code
+					sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+					urgent = true
+				}
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
@@ -135,6 +145,25 @@ func (s *Server) readFetch(r *kmsg.FetchRequest, notify *[]<-chan struct{}) (*km
 		return resp, -1
 	}
 	return resp, n
+}
+
+// beforeZstd keeps the batches of data ahead of its first zstd one, which
+// a client fetching below v10 cannot decode (KIP-110); refused when that
+// is the first batch. Kafka refuses these fetches for a topic it
+// compresses with zstd itself (KafkaApis.maybeConvertFetchedData); Spool
+// keeps zstd batches among others (a producer's, or its own merges), so it
+// looks at each. Cutting before a later one is what Kafka's down-conversion
+// does: the consumer reads up to it, and its fetch from there gets the
+// error (LazyDownConversionRecordsSend).
+func beforeZstd(data []byte) (kept []byte, refused bool) {
+	switch i := zstdAt(data); {
+	case i < 0:
+		return data, false
+	case i == 0:
+		return nil, true
+	default:
+		return data[:i], false
+	}
 }
 
 // waitAny waits until one of the channels in chs is closed (true), or

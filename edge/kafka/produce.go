@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -82,6 +83,14 @@ func (s *Server) startProduce(req *request) *pendingProduce {
 					pr.code = errorCode(pr.err)
 					break
 				}
+				if r.Version < 7 && zstdAt(rp.Records) >= 0 {
+					// KIP-110: zstd needs Produce v7 (Kafka's
+					// ProduceRequest.validateRecords). Checked before any
+					// append, so that nothing of the partition is stored.
+					pr.code = kerr.UnsupportedCompressionType.Code
+					pr.err = fmt.Errorf("produce requests with version %d are not allowed to use ZStandard compression", r.Version)
+					break
+				}
 				s.appendBatches(pr, rp.Records, r.TransactionID)
 			}
 		}
@@ -142,6 +151,26 @@ func (s *Server) appendBatches(pr *partResult, records []byte, txnID *string) {
 			return
 		}
 	}
+}
+
+// zstdAt returns the position in records of the first RecordBatch v2
+// with the zstd codec, or -1. It reads only the length, magic and
+// attributes of each header, and stops at one it cannot read (whoever
+// parses the batches reports that).
+func zstdAt(records []byte) int {
+	const lengthPos, magicPos, attrPos, headerSize = 8, 16, 21, 61 // log/doc.go
+	for pos := 0; len(records)-pos >= headerSize && records[pos+magicPos] == 2; {
+		b := records[pos:]
+		if spoollog.Codec(binary.BigEndian.Uint16(b[attrPos:])&7) == spoollog.CodecZstd {
+			return pos
+		}
+		size := 12 + int64(int32(binary.BigEndian.Uint32(b[lengthPos:])))
+		if size < headerSize || size > int64(len(b)) {
+			break
+		}
+		pos += int(size)
+	}
+	return -1
 }
 
 // appendBatch queues one batch; false when it was refused (pr says why).

@@ -111,7 +111,16 @@ var topicSettings = []topicSetting{
 			}
 			c.Preallocate = b
 			return nil
-		}, "zero-fill the active segment ahead of writes"},
+		}, "allocate the active segment ahead of writes (zero-filled for small ones, fallocate for large)"},
+	{"spool.compression",
+		func(c *spoollog.TopicConfig) string { return c.Compression.String() },
+		func(c *spoollog.TopicConfig, v string) error {
+			codec, err := spoollog.ParseCodec(v)
+			if err == nil {
+				c.Compression = codec
+			}
+			return err
+		}, "codec of the batches Spool merges from its own appends (MQTT, HTTP, sensors); none, gzip, snappy, lz4 or zstd"},
 	{"spool.sync",
 		func(c *spoollog.TopicConfig) string { return string(c.Sync) },
 		func(c *spoollog.TopicConfig, v string) error { c.Sync = spoollog.SyncPolicy(v); return nil },
