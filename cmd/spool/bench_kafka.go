@@ -30,6 +30,19 @@ type benchKafkaResult struct {
 	RecordsPerSec float64 `json:"records_per_s"`
 	MBPerSec      float64 `json:"mb_per_s"`
 	Fsyncs        int64   `json:"fsyncs,omitempty"`
+	// CycleMicros is the mean time from one fsync to the next: with the
+	// same batches per fsync on both sides, the produce phases' excess
+	// over the engine's is the round trip through the protocol and the
+	// client, the ratio's whole cost.
+	CycleMicros float64 `json:"cycle_us,omitempty"`
+}
+
+// withCycle sets r's CycleMicros from its seconds and fsyncs.
+func (r benchKafkaResult) withCycle() benchKafkaResult {
+	if r.Fsyncs > 0 {
+		r.CycleMicros = r.Seconds / float64(r.Fsyncs) * 1e6
+	}
+	return r
 }
 
 // runBenchKafka produces records through the Kafka listener with kgo,
@@ -82,6 +95,7 @@ func runBenchKafka(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fail(stderr, "bench kafka: engine: %v", err)
 	}
+	produce, wire, engine = produce.withCycle(), wire.withCycle(), engine.withCycle()
 	for _, r := range []benchKafkaResult{produce, fetch, wire, engine} {
 		line, _ := json.Marshal(r)
 		fmt.Fprintln(stdout, string(line))
