@@ -394,6 +394,7 @@ func (p *Partition) roll(base int64, cfg TopicConfig, now time.Time) (sealed boo
 		return true, p.ioError("write", fmt.Errorf("create segment: %w", err))
 	}
 	s.avgWrite = act.avgWrite // the writes go on as they were
+	s.noReserve = act.noReserve
 	p.segMu.Lock()
 	p.segments = append(p.segments, s)
 	p.segMu.Unlock()

@@ -132,11 +132,16 @@ func TestReserveENOSPC(t *testing.T) {
 }
 
 // A file system without fallocate: the file grows as it is written, and
-// the log does not ask again for every write.
+// the log does not ask again for every write, nor for every new segment.
 func TestReserveUnsupported(t *testing.T) {
-	e := newFaultEnv(t, reserveConfig())
+	cfg := reserveConfig()
+	cfg.SegmentBytes = 1 << 20 // a roll every 25 writes or so
+	e := newFaultEnv(t, cfg)
 	e.ffs.noReserve = true
 	largeWrites(t, e, 80)
+	if n := e.numSegments(); n < 3 {
+		t.Fatalf("%d segments: the test needs rolls", n)
+	}
 	e.ffs.mu.Lock()
 	reserves := e.ffs.reserves
 	e.ffs.mu.Unlock()

@@ -464,10 +464,16 @@ func (s *segment) reserve(need, allowance int64) (grown int64) {
 	if err := r.Reserve(s.alloc, target-s.alloc); err != nil {
 		if errors.Is(err, errReserveUnsupported) {
 			s.noReserve = true
-		} else {
-			s.prealloc = false // a full disk: the data write reports it
+			return 0
 		}
-		return 0
+		s.prealloc = false // a full disk: the data write reports it
+		// ext4 extends the size extent by extent before it runs out of
+		// space: what it reserved counts, and the seal trims it.
+		if fi, serr := s.f.Stat(); serr == nil && fi.Size() > s.alloc {
+			grown = fi.Size() - s.alloc
+			s.alloc = fi.Size()
+		}
+		return grown
 	}
 	grown = target - s.alloc
 	s.alloc = target
