@@ -22,7 +22,10 @@
 // for a round of that one record; rounds of several are halved and
 // retried) can never be mirrored: the link moves past it, counts it in
 // Health.Skipped and logs it with its offset, rather than blocking the
-// partition for ever. It stays in the local log.
+// partition for ever. It stays in the local log. An MQTT link does the
+// same for a PUBACK with reason 0x95 (MQTT 5), and refuses before sending
+// a message over the broker's Maximum Packet Size (MQTT 5 CONNACK) or
+// MQTTLinkOptions.MaxMessageBytes: MQTT 3.1.1 cannot say "too large".
 //
 // A local topic deleted while a link runs retires its mirrors (pin and
 // cursor released); AddTopics mirrors a topic created again under the same

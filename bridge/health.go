@@ -46,7 +46,8 @@ type Health struct {
 	// deleted (drop_oldest, DeleteRecords) before it got to them.
 	Gaps int64 `json:"gaps"`
 	// Skipped counts records the link did not mirror because the upstream
-	// refused each of them, on its own, as too large (MESSAGE_TOO_LARGE):
+	// refused each of them, on its own, as too large (MESSAGE_TOO_LARGE;
+	// MQTT: PUBACK 0x95, or over the broker's or the link's packet limit):
 	// never sendable, they would block their partition for ever. Each is
 	// logged with its offset; they stay in the local log.
 	Skipped int64 `json:"skipped"`

@@ -49,6 +49,12 @@ func (t *ackToken) complete(cp packets.ControlPacket) {
 	switch {
 	case cp.Type == packets.PUBACK:
 		pa := cp.Content.(*packets.Puback)
+		if pa.ReasonCode == packets.DisconnectPacketTooLarge {
+			// Not a PUBACK code in the standard, but what mosquitto
+			// answers a payload over its message_size_limit.
+			t.finish(fmt.Errorf("%w: PUBACK reason %#x (packet too large)", errTooLarge, pa.ReasonCode))
+			return
+		}
 		if pa.ReasonCode >= 0x80 {
 			t.finish(fmt.Errorf("PUBACK reason %#x: %s", pa.ReasonCode, pa.Reason()))
 			return
@@ -89,7 +95,15 @@ func (s *ackSession) AddToSession(ctx context.Context, p session.Packet, resp ch
 		case <-s.conn.Done():
 			// On a lost connection paho drops the session's waiters
 			// without a word: end the token (and this goroutine) here.
-			tok.finish(errConnEnded)
+			// paho hands a PUBACK over before it reads the end of the
+			// connection, so one that came (a 0x95 after which mosquitto
+			// may disconnect) is here now.
+			select {
+			case cp := <-mine:
+				tok.complete(cp)
+			default:
+				tok.finish(errConnEnded)
+			}
 		}
 	}()
 	return nil
@@ -97,11 +111,12 @@ func (s *ackSession) AddToSession(ctx context.Context, p session.Packet, resp ch
 
 // mqtt5Conn is one MQTT 5 connection.
 type mqtt5Conn struct {
-	c    *paho.Client
-	sess *ackSession
-	ctx  context.Context // the connection's: ends when it is dropped
-	mu   sync.Mutex      // one publish handed over at a time
-	lost atomic.Bool
+	c     *paho.Client
+	sess  *ackSession
+	ctx   context.Context // the connection's: ends when it is dropped
+	limit int             // largest PUBLISH to send (MQTTLink.packetLimit)
+	mu    sync.Mutex      // one publish handed over at a time
+	lost  atomic.Bool
 }
 
 // mqtt5Publisher publishes one mirror's records over a connection.
@@ -129,12 +144,17 @@ func (p mqtt5Publisher) publish(topic string, payload []byte, r spoollog.Record)
 	if o.Envelope {
 		props.ContentType = "application/json"
 	}
-	tok := newAckToken()
 	c := p.conn
+	pub := &paho.Publish{QoS: 1, Topic: topic, Payload: payload, Properties: props}
+	// paho.golang keeps the CONNACK's Maximum Packet Size but sends
+	// larger packets anyway, and the broker then drops the connection.
+	if n := publish5Size(pub); n > c.limit {
+		return refuseTooLarge(n, c.limit)
+	}
+	tok := newAckToken()
 	c.mu.Lock()
 	c.sess.next = tok
-	_, err := c.c.PublishWithOptions(c.ctx, &paho.Publish{QoS: 1, Topic: topic, Payload: payload, Properties: props},
-		paho.PublishOptions{Method: paho.PublishMethod_AsyncSend})
+	_, err := c.c.PublishWithOptions(c.ctx, pub, paho.PublishOptions{Method: paho.PublishMethod_AsyncSend})
 	c.sess.next = nil
 	c.mu.Unlock()
 	if err != nil && !errors.Is(err, paho.ErrNetworkErrorAfterStored) {
@@ -142,6 +162,15 @@ func (p mqtt5Publisher) publish(topic string, payload []byte, r spoollog.Record)
 		tok.finish(err)
 	}
 	return tok
+}
+
+// publish5Size is the size of pub's PUBLISH packet, as paho encodes it.
+func publish5Size(pub *paho.Publish) int {
+	rem := 0
+	for _, b := range pub.Packet().Buffers() {
+		rem += len(b)
+	}
+	return packetSize(rem)
 }
 
 // dial opens the TCP or TLS connection to the broker.
@@ -189,12 +218,19 @@ func (l *MQTTLink) session5(ctx context.Context) (connected bool, err error) {
 		}
 	}
 	mc.c = paho.NewClient(paho.ClientConfig{
-		ClientID:           l.opts.ClientID,
-		Conn:               packets.NewThreadSafeConn(nc),
-		Session:            mc.sess,
-		PacketTimeout:      l.opts.DeliveryTimeout,
-		OnClientError:      lost,
-		OnServerDisconnect: func(d *paho.Disconnect) { lost(fmt.Errorf("server disconnected: reason %#x", d.ReasonCode)) },
+		ClientID:      l.opts.ClientID,
+		Conn:          packets.NewThreadSafeConn(nc),
+		Session:       mc.sess,
+		PacketTimeout: l.opts.DeliveryTimeout,
+		OnClientError: lost,
+		OnServerDisconnect: func(d *paho.Disconnect) {
+			err := fmt.Errorf("server disconnected: reason %#x", d.ReasonCode)
+			if d.ReasonCode == packets.DisconnectPacketTooLarge {
+				// Refused before sending when the CONNACK says the limit.
+				err = fmt.Errorf("%w: packet too large, and the broker did not announce its limit", err)
+			}
+			lost(err)
+		},
 	})
 	cp := &paho.Connect{ClientID: l.opts.ClientID, CleanStart: true, KeepAlive: uint16(l.opts.KeepAlive / time.Second)}
 	if l.opts.Username != "" {
@@ -209,8 +245,17 @@ func (l *MQTTLink) session5(ctx context.Context) (connected bool, err error) {
 		nc.Close()
 		return false, fmt.Errorf("connect %s: %w", l.opts.Broker, err)
 	}
+	var brokerMax uint32
+	if ca.Properties != nil && ca.Properties.MaximumPacketSize != nil {
+		brokerMax = *ca.Properties.MaximumPacketSize
+	}
+	mc.limit = l.packetLimit(brokerMax)
 	l.setConnected(true)
-	l.lg.Info("connected", "broker", l.opts.Broker, "protocol", "MQTT 5")
+	args := []any{"broker", l.opts.Broker, "protocol", "MQTT 5"}
+	if brokerMax > 0 {
+		args = append(args, "max_packet_size", brokerMax)
+	}
+	l.lg.Info("connected", args...)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		select {

@@ -33,6 +33,9 @@ import (
 // Envelope on each message carries its origin (edge, topic, partition,
 // offset) and upstream consumers can drop the repeats. Over MQTT 5 the
 // origin is in every message's user properties.
+//
+// A message too large for the broker is skipped, not retried (see
+// MQTTLinkOptions.MaxMessageBytes).
 type MQTTLink struct {
 	opts  MQTTLinkOptions
 	ns    string
@@ -223,7 +226,8 @@ func (l *MQTTLink) session(ctx context.Context) (connected bool, err error) {
 			}
 		}
 	})
-	l.runMirrors(&wg, ctx, conn, drop, func(*mqttMirror) publisher { return v3Publisher{cl} })
+	limit := l.packetLimit(0)
+	l.runMirrors(&wg, ctx, conn, drop, func(*mqttMirror) publisher { return v3Publisher{cl, limit} })
 	wg.Wait()
 	l.setConnected(false)
 	cl.Disconnect(250)
@@ -471,12 +475,6 @@ func (m *mqttMirror) round(ctx, conn context.Context, cl publisher) (<-chan stru
 			select {
 			case <-f.tok.Done():
 				t.Stop()
-				if err := f.tok.Error(); err != nil {
-					return fmt.Errorf("publish offset %d: %w", f.offset, err)
-				}
-				window = window[1:]
-				next, n, b = f.offset+1, n+1, b+f.size
-				return nil
 			case <-t.C:
 				if !flushBy.IsZero() {
 					return fmt.Errorf("offset %d: no PUBACK within the flush timeout", f.offset)
@@ -488,8 +486,27 @@ func (m *mqttMirror) round(ctx, conn context.Context, cl publisher) (<-chan stru
 					flushBy = time.Now().Add(o.FlushTimeout) // stopping: let PUBACKs in
 					continue
 				}
-				return errConnEnded
+				if !settled(f.tok) {
+					return errConnEnded
+				}
 			}
+			err := f.tok.Error()
+			if errors.Is(err, errTooLarge) {
+				// Every message before it is acknowledged: the cursor
+				// may move past it.
+				if err := m.skipTooLarge(f.offset, fmt.Errorf("upstream %s: %w", m.dest, err)); err != nil {
+					return err
+				}
+				window = window[1:]
+				next = f.offset + 1
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("publish offset %d: %w", f.offset, err)
+			}
+			window = window[1:]
+			next, n, b = f.offset+1, n+1, b+f.size
+			return nil
 		}
 	}
 	var perr error
@@ -531,6 +548,23 @@ func (m *mqttMirror) round(ctx, conn context.Context, cl publisher) (<-chan stru
 		return nil, err
 	}
 	return nil, perr
+}
+
+// settled reports whether tok, whose connection ended, has its outcome:
+// an MQTT 5 token always gets one at once (its PUBACK if it came before
+// the end, else errConnEnded), so a refusal just before a disconnect
+// still counts; paho.mqtt.golang's only if it has it already.
+func settled(tok token) bool {
+	if t, ok := tok.(*ackToken); ok {
+		<-t.done
+		return true
+	}
+	select {
+	case <-tok.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // decodeLocal returns the records of stored batches at or after cursor, and

@@ -61,6 +61,17 @@ type MQTTLinkOptions struct {
 	// record headers are not sent and a resend after a failure is
 	// recognisable only by its content.
 	Envelope bool
+	// MaxMessageBytes bounds one PUBLISH packet (topic, properties and
+	// payload included); 0 means no limit but the broker's. A record whose
+	// message would be larger is not sent: it is skipped like one the
+	// broker refuses as too large (Health.Skipped, logged with its offset).
+	// MQTT 3.1.1 has no way to say "too large" (mosquitto drops the
+	// connection over max_packet_size, or acknowledges and discards a
+	// payload over message_size_limit), so set it to the broker's limit
+	// (to a payload limit it is a little strict: the topic counts too).
+	// Over MQTT 5 the broker's Maximum Packet Size (CONNACK) and a PUBACK
+	// with reason 0x95 are honoured without it.
+	MaxMessageBytes int
 
 	// KeepAlive is the MQTT keepalive; default 30 s. A dead connection is
 	// noticed within about 1.5 times this when no TCP error says so.
@@ -116,6 +127,9 @@ func (o MQTTLinkOptions) withDefaults() (MQTTLinkOptions, error) {
 	case 4, 5:
 	default:
 		return o, fmt.Errorf("bridge link %s: MQTT version %d is not 4 (3.1.1) or 5", o.Name, o.Version)
+	}
+	if o.MaxMessageBytes < 0 {
+		return o, fmt.Errorf("bridge link %s: max message bytes %d is negative", o.Name, o.MaxMessageBytes)
 	}
 	u, err := url.Parse(o.Broker)
 	if err != nil {

@@ -97,6 +97,7 @@ func (ls *links) addMQTT(cfg config.Config, spec config.LinkSpec, l *spoollog.Lo
 	opts := bridge.MQTTLinkOptions{
 		Name: spec.Name, Site: cfg.EdgeID, Broker: m.URL, Username: m.User, Password: m.Password,
 		Log: l, Topics: linkTopics(spec, l), EveryTopic: slices.Contains(spec.Topics, "*"), Topic: m.Topic, Envelope: m.Envelope, Version: mqttVersion(m.Protocol),
+		MaxMessageBytes: int(m.MaxMessageBytes),
 		DeliveryTimeout: spec.DeliveryTimeout.D(), Logger: lg.With("component", "bridge", "link", spec.Name),
 	}
 	if strings.HasPrefix(m.URL, "ssl://") || m.TLS.Enabled || m.TLS.CA != "" || m.TLS.Cert != "" {

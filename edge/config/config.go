@@ -129,6 +129,10 @@ type MQTTPeer struct {
 	// Protocol is "3.1.1" (default) or "5". Over MQTT 5 the headers and
 	// the origin travel as user properties.
 	Protocol string `yaml:"protocol"`
+	// MaxMessageBytes bounds one PUBLISH packet; a larger record is
+	// skipped, counted and logged. 0: the broker's limit only (which MQTT
+	// 3.1.1 cannot announce: set it to the broker's there).
+	MaxMessageBytes Size `yaml:"max_message_bytes"`
 }
 
 // KafkaPeer is how to reach a Kafka cluster.

@@ -170,6 +170,9 @@ func (c *Config) Validate() error {
 			if p := l.MQTT.Protocol; p != "" && p != "3.1.1" && p != "5" {
 				bad(key+".mqtt.protocol", "%q is not 3.1.1 or 5", p)
 			}
+			if l.MQTT.MaxMessageBytes < 0 || l.MQTT.MaxMessageBytes > 1<<28 {
+				bad(key+".mqtt.max_message_bytes", "%v is not between 0 and 256MiB (MQTT's largest packet)", l.MQTT.MaxMessageBytes)
+			}
 			if (l.MQTT.TLS.Cert == "") != (l.MQTT.TLS.Key == "") {
 				bad(key+".mqtt.tls", "cert and key go together")
 			}
