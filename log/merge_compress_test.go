@@ -149,16 +149,7 @@ func TestOwnAppendsCompressedByTopicCodec(t *testing.T) {
 				}
 			}
 			check(p)
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if problems, err := Verify(dir); err != nil || len(problems) > 0 {
-				t.Fatalf("verify: %v %v", problems, err)
-			}
-			l, err = Open(dir, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			l = closeVerifyReopen(t, l, dir)
 			defer l.Close()
 			tp, _ = l.Topic("c")
 			if tp.Config().Compression != c {
@@ -186,4 +177,21 @@ func TestCompressionConfig(t *testing.T) {
 	if err := cfg.Validate(); err == nil {
 		t.Error("codec 9 accepted")
 	}
+}
+
+// closeVerifyReopen closes l, checks its directory with Verify, and opens
+// it again.
+func closeVerifyReopen(t *testing.T, l *Log, dir string) *Log {
+	t.Helper()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := Verify(dir); err != nil || len(problems) > 0 {
+		t.Fatalf("verify: %v %v", problems, err)
+	}
+	l, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -121,16 +121,7 @@ func TestOwnBatchesMerge(t *testing.T) {
 		}
 	}
 	check(p)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if problems, err := Verify(dir); err != nil || len(problems) > 0 {
-		t.Fatalf("verify: %v %v", problems, err)
-	}
-	l, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l = closeVerifyReopen(t, l, dir)
 	defer l.Close()
 	tp, _ = l.Topic("m")
 	p, _ = tp.Partition(0)
