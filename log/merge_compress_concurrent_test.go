@@ -8,7 +8,7 @@ import (
 )
 
 // Many partitions of topics with every codec flush at once: the shared
-// zstd encoder (concurrency 2), kgo's compressors and the scratch pool are
+// zstd encoder (one, taken in turns), kgo's compressors and the scratch pool are
 // used by several flushers together, while each flusher reuses its
 // mergeBuf. Every record must read back intact at its offset (run with
 // -race).

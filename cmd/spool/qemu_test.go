@@ -54,17 +54,25 @@ func TestARMUnderQEMU(t *testing.T) {
 	runScript(t, 5*time.Minute, []string{"DIST=" + dist, "VERSION=0.7.0-qemu"}, "scripts/build.sh", targets...)
 	t.Logf("built %v in %v", targets, time.Since(start).Round(time.Millisecond))
 
+	// startServe runs `BIN serve ...`: BIN is a wrapper that execs the
+	// emulator, so signals reach qemu, which passes them on. The wrappers
+	// are written before the parallel subtests start: a fork in one while
+	// another has its wrapper open for writing makes exec fail with "text
+	// file busy" (golang/go#22315).
+	wrappers := make(map[string]string)
+	for _, a := range armTargets {
+		qemu, _ := exec.LookPath(a.qemu)
+		bin := filepath.Join(dist, "spool-linux-"+a.target)
+		w := writeFile(t, t.TempDir(), "spool", fmt.Sprintf("#!/bin/sh\nexec %s -cpu %s %s \"$@\"\n", qemu, a.cpu, bin))
+		if err := os.Chmod(w, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		wrappers[a.target] = w
+	}
 	for _, a := range armTargets {
 		t.Run(a.target, func(t *testing.T) {
 			t.Parallel()
-			qemu, _ := exec.LookPath(a.qemu)
-			bin := filepath.Join(dist, "spool-linux-"+a.target)
-			// startServe runs `BIN serve ...`: BIN is a wrapper that execs
-			// the emulator, so signals reach qemu, which passes them on.
-			wrapper := writeFile(t, t.TempDir(), "spool", fmt.Sprintf("#!/bin/sh\nexec %s -cpu %s %s \"$@\"\n", qemu, a.cpu, bin))
-			if err := os.Chmod(wrapper, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			wrapper := wrappers[a.target]
 			v := output(t, wrapper, "version")
 			if !strings.HasPrefix(v, "spool 0.7.0-qemu (commit ") || !strings.Contains(v, "linux/"+a.goarch+")") {
 				t.Fatalf("spool version under %s printed %q, want the stamped version on linux/%s", a.qemu, v, a.goarch)
@@ -73,6 +81,7 @@ func TestARMUnderQEMU(t *testing.T) {
 				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 				defer cancel()
 				v7 := filepath.Join(dist, "spool-linux-armv7")
+				qemu, _ := exec.LookPath(a.qemu)
 				out, err := exec.CommandContext(ctx, qemu, "-cpu", a.cpu, v7, "version").CombinedOutput()
 				if err == nil || !strings.Contains(string(out), "Illegal instruction") {
 					t.Errorf("the ARMv7 build on %s: %v, %q; want an illegal instruction (is the CPU an ARMv6?)", a.cpu, err, out)
