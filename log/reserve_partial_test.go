@@ -69,6 +69,7 @@ func (f *partialReserveFS) arm(n int) {
 // the seal trims the file to its data (or the sealed segment keeps a zero
 // tail, which Verify reports as untrimmed).
 func TestReservePartialENOSPCAccounted(t *testing.T) {
+	needReserve(t)
 	cfg := reserveConfig()
 	cfg.SegmentAge = time.Hour
 	dir := t.TempDir()

@@ -20,6 +20,22 @@ func largeWrites(t *testing.T, e *faultEnv, n int) {
 	}
 }
 
+// needReserve skips a test on a file system that cannot fallocate (the
+// log then grows files, as TestReserveUnsupported checks).
+func needReserve(t *testing.T) {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := (osFile{f}).Reserve(0, 1<<20); errors.Is(err, errReserveUnsupported) {
+		t.Skip("the temporary directory's file system cannot fallocate")
+	} else if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func reserveConfig() TopicConfig {
 	cfg := faultConfig(true)
 	cfg.SegmentBytes = 64 << 20
@@ -34,6 +50,7 @@ func reserveConfig() TopicConfig {
 // back whole after a clean reopen and after a
 // crash (reopened without Close).
 func TestReserveAheadOfLargeWrites(t *testing.T) {
+	needReserve(t)
 	e := newFaultEnv(t, reserveConfig())
 	largeWrites(t, e, 80) // the first MiB is zero-filled while the average climbs
 	e.ffs.mu.Lock()
@@ -88,6 +105,7 @@ func TestReserveAheadOfLargeWrites(t *testing.T) {
 // still stores its data if that fits (the file grows instead), or fails
 // with ErrFull if not; the partition is not sticky and reads back whole.
 func TestReserveENOSPC(t *testing.T) {
+	needReserve(t)
 	for _, tc := range []struct {
 		name     string
 		space    int64
