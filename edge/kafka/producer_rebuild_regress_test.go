@@ -8,7 +8,6 @@ import (
 	"github.com/spoolmq/spool/edge/kafka"
 	spoollog "github.com/spoolmq/spool/log"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -40,17 +39,6 @@ func plainBatch(t *testing.T, key string, value []byte) []byte {
 	return b
 }
 
-func initIdempotent(t *testing.T, cl *kgo.Client) (int64, int16) {
-	t.Helper()
-	init := kmsg.NewPtrInitProducerIDRequest()
-	init.ProducerID, init.ProducerEpoch = -1, -1
-	ir := txnRaw[*kmsg.InitProducerIDResponse](t, cl, init)
-	if ir.ErrorCode != 0 {
-		t.Fatal(kerr.ErrorForCode(ir.ErrorCode))
-	}
-	return ir.ProducerID, ir.ProducerEpoch
-}
-
 // TestRebuildKeepsOnlyTheLastEpoch: an idempotent producer writes
 // sequences 0..2 at epoch 0, bumps its epoch (KIP-360) and writes sequence
 // 0 at epoch 1. After a crash its state is rebuilt from the log's tail
@@ -61,7 +49,7 @@ func TestRebuildKeepsOnlyTheLastEpoch(t *testing.T) {
 	tb := startBroker(t, kafka.Options{})
 	tb.createTopic("rb-epochs", 1)
 	cl := tb.client()
-	pid, epoch := initIdempotent(t, cl)
+	pid, epoch := initProducer(t, cl)
 	for i, v := range []string{"a", "b", "c"} {
 		if r := produceBatch(t, cl, nil, "rb-epochs", idemBatch(t, pid, epoch, int32(i), "", v)); r.ErrorCode != 0 || r.BaseOffset != int64(i) {
 			t.Fatalf("produce %s: offset %d, %v", v, r.BaseOffset, kerr.ErrorForCode(r.ErrorCode))
@@ -168,7 +156,7 @@ func TestRebuildAfterCompactionTakesNextBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := tb.client()
-	pid, epoch := initIdempotent(t, cl)
+	pid, epoch := initProducer(t, cl)
 	step := func(b []byte) {
 		t.Helper()
 		time.Sleep(5 * time.Millisecond)

@@ -29,13 +29,7 @@ func TestIdempotentRetryAfterCrashNotStoredTwice(t *testing.T) {
 	tb := startBroker(t, kafka.Options{})
 	tb.createTopic("idem", 1)
 	cl := tb.client()
-	init := kmsg.NewPtrInitProducerIDRequest()
-	init.ProducerID, init.ProducerEpoch = -1, -1
-	ir := txnRaw[*kmsg.InitProducerIDResponse](t, cl, init)
-	if ir.ErrorCode != 0 {
-		t.Fatal(kerr.ErrorForCode(ir.ErrorCode))
-	}
-	pid, epoch := ir.ProducerID, ir.ProducerEpoch
+	pid, epoch := initProducer(t, cl)
 	batch := func(seq int32, v string) []byte {
 		b, err := spoollog.AppendBatch(nil, []spoollog.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte(v)}},
 			spoollog.BatchOptions{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq})
@@ -92,15 +86,9 @@ func TestIdempotentBumpAfterCrashWithoutBatches(t *testing.T) {
 	tb := startBroker(t, kafka.Options{})
 	tb.createTopic("idem2", 1)
 	cl := tb.client()
-	init := kmsg.NewPtrInitProducerIDRequest()
-	init.ProducerID, init.ProducerEpoch = -1, -1
-	ir := txnRaw[*kmsg.InitProducerIDResponse](t, cl, init)
-	if ir.ErrorCode != 0 {
-		t.Fatal(kerr.ErrorForCode(ir.ErrorCode))
-	}
-	pid := ir.ProducerID
+	pid, epoch := initProducer(t, cl)
 	b, err := spoollog.AppendBatch(nil, []spoollog.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte("a")}},
-		spoollog.BatchOptions{ProducerID: pid, ProducerEpoch: ir.ProducerEpoch, BaseSequence: 0})
+		spoollog.BatchOptions{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +100,7 @@ func TestIdempotentBumpAfterCrashWithoutBatches(t *testing.T) {
 		req.ProducerID, req.ProducerEpoch = pid, epoch
 		return txnRaw[*kmsg.InitProducerIDResponse](t, cl, req)
 	}
-	first := bump(ir.ProducerEpoch)
+	first := bump(epoch)
 	if first.ErrorCode != 0 {
 		t.Fatal(kerr.ErrorForCode(first.ErrorCode))
 	}
@@ -123,7 +111,7 @@ func TestIdempotentBumpAfterCrashWithoutBatches(t *testing.T) {
 		t.Errorf("bump from epoch %d after the crash: epoch %d, %v; want %d", first.ProducerEpoch, br.ProducerEpoch, kerr.ErrorForCode(br.ErrorCode), first.ProducerEpoch+1)
 	}
 	// A stale epoch is still refused.
-	if br := bump(ir.ProducerEpoch); br.ErrorCode != kerr.InvalidProducerEpoch.Code {
-		t.Errorf("bump from the stale epoch %d: %v, want INVALID_PRODUCER_EPOCH", ir.ProducerEpoch, kerr.ErrorForCode(br.ErrorCode))
+	if br := bump(epoch); br.ErrorCode != kerr.InvalidProducerEpoch.Code {
+		t.Errorf("bump from the stale epoch %d: %v, want INVALID_PRODUCER_EPOCH", epoch, kerr.ErrorForCode(br.ErrorCode))
 	}
 }
