@@ -214,9 +214,13 @@ func TestTxnExactlyOnceNotStalledByPendingTxn(t *testing.T) {
 		if h.Partitions[1].Lag == 0 {
 			break // the backlog is done
 		}
-		if h.State == StateFailing || h.Partitions[0].Stalled {
-			t.Errorf("link reported %s (partition 0 stalled %v: %q; partition 1 lag %d, moving) while partition 0 waits at a pending transaction with everything committed mirrored",
-				h.State, h.Partitions[0].Stalled, h.Partitions[0].LastError, h.Partitions[1].Lag)
+		// Failing because partition 1 itself stalled (a loaded machine:
+		// its first round took longer than the stall timeout) is not
+		// partition 0's doing.
+		p1Slow := h.Partitions[1].Stalled || h.Partitions[1].Failing
+		if (h.State == StateFailing && !p1Slow) || h.Partitions[0].Stalled {
+			t.Errorf("link reported %s (partition 0 stalled %v: %q; partition 1 lag %d, stalled %v) while partition 0 waits at a pending transaction with everything committed mirrored",
+				h.State, h.Partitions[0].Stalled, h.Partitions[0].LastError, h.Partitions[1].Lag, h.Partitions[1].Stalled)
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
