@@ -252,6 +252,11 @@ func TestHomeAssistantRemovedSensorIsRemoved(t *testing.T) {
 	cfg.Sensors = []config.SensorSpec{keep, gone}
 	rs := startServerStoppable(t, cfg)
 	const goneTopic = "homeassistant/sensor/barn/gone_value/config"
+	// Subscribe only once the retained messages are all published:
+	// mochi-mqtt v2.7.9 reads a topic's retained path without its lock
+	// while a retained publish writes it (mochi-mqtt/server#200), which
+	// the race detector reports. Two configs and two states.
+	waitRetained(t, rs.s, 4)
 	var first received
 	c := mqttClient(t, rs.s, "ha-1", true, first.handler)
 	deadline := time.Now().Add(15 * time.Second)
@@ -285,6 +290,8 @@ func TestHomeAssistantRemovedSensorIsRemoved(t *testing.T) {
 			t.Fatalf("the config of gone was not cleared: record %s, %v", b, err)
 		}
 	}
+	// keep's config and state follow the clearing in the same reading.
+	waitRetained(t, rs.s, 1)
 	var got received
 	c = mqttClient(t, rs.s, "ha-2", true, got.handler)
 	defer c.Disconnect(0)
@@ -293,6 +300,25 @@ func TestHomeAssistantRemovedSensorIsRemoved(t *testing.T) {
 	for _, m := range got.get() {
 		if topic, payload, _ := strings.Cut(m, "="); topic == goneTopic && payload != "" {
 			t.Errorf("after removing sensor gone, its retained discovery config is still served: %s", m)
+		}
+	}
+}
+
+// waitRetained waits until the broker holds at least min retained
+// messages and their count has not changed for 300 ms: the publishes of
+// the sensors' single readings are over.
+func waitRetained(t *testing.T, s *Server, min int64) {
+	t.Helper()
+	last, since := int64(-1), time.Now()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n := s.Broker().Stats().Retained
+		if n != last {
+			last, since = n, time.Now()
+		} else if n >= min && time.Since(since) >= 300*time.Millisecond {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d retained messages, still changing or below %d", n, min)
 		}
 	}
 }
