@@ -34,6 +34,9 @@ const (
 	crashEnvDir  = "SPOOL_CRASH_CHILD_DIR"
 	crashEnvRun  = "SPOOL_CRASH_CHILD_RUN"
 	crashEnvSeed = "SPOOL_CRASH_SEED" // set by hand to replay a failure
+	// crashEnvRecycle makes the child's topic retain few bytes, so that
+	// retention deletes segments and their files are recycled (recycle.go).
+	crashEnvRecycle = "SPOOL_CRASH_RECYCLE"
 
 	crashTopic      = "crash"
 	crashPartitions = 2
@@ -44,7 +47,9 @@ const (
 
 // crashTopicConfig is small enough that segments roll several times during
 // the test, with index entries (and index file writes) every few batches.
-func crashTopicConfig() TopicConfig {
+// With recycle, size retention deletes all but the last few segments, and
+// they are large enough to be kept as spares and written over.
+func crashTopicConfig(recycle bool) TopicConfig {
 	cfg := DefaultTopicConfig()
 	cfg.Partitions = crashPartitions
 	cfg.Sync = SyncAlways
@@ -52,6 +57,12 @@ func crashTopicConfig() TopicConfig {
 	cfg.MaxMessageBytes = 64 << 10
 	cfg.IndexIntervalBytes = 1024
 	cfg.Retention = -1
+	if recycle {
+		// Small, so that retention runs from the first runs on, even
+		// under the race detector.
+		cfg.SegmentBytes = 64 << 10
+		cfg.RetentionBytes = 2 * cfg.SegmentBytes
+	}
 	return cfg
 }
 
@@ -134,13 +145,17 @@ func TestCrashChild(t *testing.T) {
 	// A backstop should the parent forget to kill us.
 	time.AfterFunc(60*time.Second, func() { crashChildFail("not killed after 60s") })
 
+	recycle := os.Getenv(crashEnvRecycle) != ""
+	if recycle {
+		minSpareBytes = 16 << 10 // the crash test's segments are small
+	}
 	l, err := Open(dir, Options{})
 	if err != nil {
 		crashChildFail("open: %v", err)
 	}
 	tp, err := l.Topic(crashTopic)
 	if errors.Is(err, ErrUnknownTopic) {
-		tp, err = l.CreateTopic(crashTopic, crashTopicConfig())
+		tp, err = l.CreateTopic(crashTopic, crashTopicConfig(recycle))
 	}
 	if err != nil {
 		crashChildFail("topic: %v", err)
@@ -212,6 +227,26 @@ type crashAck struct {
 }
 
 func TestCrashRecovery(t *testing.T) {
+	iterations, budget := 25, 40*time.Second
+	if testing.Short() {
+		iterations, budget = 5, 15*time.Second
+	}
+	crashRecoveryTest(t, false, iterations, budget)
+}
+
+// TestCrashRecoveryRecycled is the crash test with size retention deleting
+// segments as the children write: their files become the next segments,
+// written over while the old batches are still in them, and the kills land
+// anywhere in that.
+func TestCrashRecoveryRecycled(t *testing.T) {
+	iterations, budget := 15, 25*time.Second
+	if testing.Short() {
+		iterations, budget = 5, 10*time.Second
+	}
+	crashRecoveryTest(t, true, iterations, budget)
+}
+
+func crashRecoveryTest(t *testing.T, recycle bool, iterations int, budget time.Duration) {
 	switch runtime.GOOS {
 	case "js", "wasip1", "ios", "android":
 		t.Skipf("cannot run child processes on %s", runtime.GOOS)
@@ -221,10 +256,6 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	exe := os.Args[0] // this test binary
 	var err error
-	iterations, budget := 25, 40*time.Second
-	if testing.Short() {
-		iterations, budget = 5, 15*time.Second
-	}
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv(crashEnvSeed); s != "" {
 		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
@@ -253,7 +284,7 @@ func TestCrashRecovery(t *testing.T) {
 		} else {
 			delay = time.Duration(20+rng.IntN(281)) * time.Millisecond
 		}
-		got, st := crashRun(t, exe, dir, run, delay, early, seed)
+		got, st := crashRun(t, exe, dir, run, delay, early, seed, recycle)
 		for _, a := range got {
 			p := crashPartitionOf(a.id.w)
 			acks[p] = append(acks[p], a)
@@ -270,7 +301,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 		}
 		verifyStart := time.Now()
-		st.segments, st.records = crashVerify(t, vdir, run, acks, seed)
+		st.segments, st.records, st.start, st.spares = crashVerify(t, vdir, run, acks, seed, recycle)
 		st.verify = time.Since(verifyStart)
 		if vdir != dir {
 			os.RemoveAll(vdir)
@@ -278,16 +309,20 @@ func TestCrashRecovery(t *testing.T) {
 		runs = append(runs, st)
 	}
 
-	total, segs := 0, 0
+	total, segs, spares := 0, 0, 0
 	for _, st := range runs {
 		total += st.acks
-		t.Logf("run %2d: killed %3dms after %s, %4d acks, verify %v: %d records in %d segments",
-			st.run, st.delay.Milliseconds(), st.after, st.acks, st.verify.Round(time.Millisecond), st.records, st.segments)
+		t.Logf("run %2d: killed %3dms after %s, %4d acks, verify %v: %d records in %d segments, log start %d, %d spares",
+			st.run, st.delay.Milliseconds(), st.after, st.acks, st.verify.Round(time.Millisecond), st.records, st.segments, st.start, st.spares)
 		segs = st.segments
+		spares += st.spares
 	}
 	t.Logf("%d runs, %d acknowledged records, %d segments, %v", len(runs), total, segs, time.Since(start).Round(time.Millisecond))
 	if total == 0 {
 		t.Fatalf("seed %d: no append was ever acknowledged", seed)
+	}
+	if recycle && spares == 0 {
+		t.Fatalf("seed %d: retention never left a spare segment file: nothing was recycled", seed)
 	}
 }
 
@@ -299,10 +334,12 @@ type crashRunStats struct {
 	verify   time.Duration
 	segments int
 	records  int
+	start    int64 // log start of partition 0
+	spares   int   // spare files found
 }
 
 // crashRun runs one child until it is killed and returns its acks.
-func crashRun(t *testing.T, exe, dir string, run int, delay time.Duration, early bool, seed uint64) ([]crashAck, crashRunStats) {
+func crashRun(t *testing.T, exe, dir string, run int, delay time.Duration, early bool, seed uint64, recycle bool) ([]crashAck, crashRunStats) {
 	t.Helper()
 	st := crashRunStats{run: run, delay: delay, after: "first ack"}
 	if early {
@@ -310,6 +347,9 @@ func crashRun(t *testing.T, exe, dir string, run int, delay time.Duration, early
 	}
 	cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=2m")
 	cmd.Env = append(os.Environ(), crashEnvDir+"="+dir, crashEnvRun+"="+strconv.Itoa(run))
+	if recycle {
+		cmd.Env = append(cmd.Env, crashEnvRecycle+"=1")
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 5 * time.Second
@@ -438,8 +478,9 @@ func crashKilled(err error) bool {
 	return !ee.Exited() // ended by a signal
 }
 
-// crashVerify opens dir and checks every partition against the acks.
-func crashVerify(t *testing.T, dir string, lastRun int, acks [][]crashAck, seed uint64) (segments, records int) {
+// crashVerify opens dir and checks every partition against the acks. With
+// recycle, records below the log start were deleted by retention.
+func crashVerify(t *testing.T, dir string, lastRun int, acks [][]crashAck, seed uint64, recycle bool) (segments, records int, start0 int64, spares int) {
 	t.Helper()
 	fail := func(format string, args ...any) {
 		t.Helper()
@@ -457,7 +498,7 @@ func crashVerify(t *testing.T, dir string, lastRun int, acks [][]crashAck, seed 
 	tp, err := l.Topic(crashTopic)
 	if err != nil {
 		if errors.Is(err, ErrUnknownTopic) && len(acks[0])+len(acks[1]) == 0 {
-			return 0, 0 // killed before the topic was created
+			return 0, 0, 0, 0 // killed before the topic was created
 		}
 		fail("topic: %v", err)
 	}
@@ -467,15 +508,28 @@ func crashVerify(t *testing.T, dir string, lastRun int, acks [][]crashAck, seed 
 			fail("%v", err)
 		}
 		segments += len(p.segments)
-		stored := crashReadPartition(t, p, fail)
+		start := p.LogStartOffset()
+		if !recycle && start != 0 {
+			fail("partition %d: log start %d, want 0", pi, start)
+		}
+		if pi == 0 {
+			start0 = start
+		}
+		spares += len(spareFiles(t, p))
+		stored := crashReadPartition(t, p, start, fail)
 		records += len(stored)
 
-		// Every acknowledged record is at its offset.
+		// Every acknowledged record at or past the log start is at its
+		// offset.
+		end := start + int64(len(stored))
 		for _, a := range acks[pi] {
-			if a.offset < 0 || a.offset >= int64(len(stored)) {
-				fail("partition %d: acked %+v at offset %d, but the log ends at %d", pi, a.id, a.offset, len(stored))
+			if a.offset < start && recycle {
+				continue // deleted by retention
 			}
-			if got := stored[a.offset]; got != a.id {
+			if a.offset < 0 || a.offset >= end {
+				fail("partition %d: acked %+v at offset %d, but the log holds [%d, %d)", pi, a.id, a.offset, start, end)
+			}
+			if got := stored[a.offset-start]; got != a.id {
 				fail("partition %d: acked %+v at offset %d, but the log holds %+v there", pi, a.id, a.offset, got)
 			}
 		}
@@ -492,6 +546,9 @@ func crashVerify(t *testing.T, dir string, lastRun int, acks [][]crashAck, seed 
 			}
 			runOf[id.w] = id.run
 			k := rw{id.run, id.w}
+			if _, seen := next[k]; !seen && start > 0 {
+				next[k] = id.seq // the run's first records may be deleted
+			}
 			if id.seq != next[k] {
 				fail("partition %d offset %d: writer %d run %d seq %d, want seq %d (gap or reorder)", pi, off, id.w, id.run, id.seq, next[k])
 			}
@@ -508,21 +565,18 @@ func crashVerify(t *testing.T, dir string, lastRun int, acks [][]crashAck, seed 
 			}
 		}
 	}
-	return segments, records
+	return segments, records, start0, spares
 }
 
 // crashReadPartition reads a whole partition, checking that batches and
-// offsets are contiguous from offset 0, that each batch is one writer's
+// offsets are contiguous from start, that each batch is one writer's
 // whole append, and every value's checksum. It returns the record at
-// every offset.
-func crashReadPartition(t *testing.T, p *Partition, fail func(string, ...any)) []crashID {
+// every offset from start.
+func crashReadPartition(t *testing.T, p *Partition, start int64, fail func(string, ...any)) []crashID {
 	t.Helper()
-	if p.LogStartOffset() != 0 {
-		fail("partition %d: log start %d, want 0", p.ID(), p.LogStartOffset())
-	}
 	hw := p.HighWatermark()
 	var out []crashID
-	off := int64(0)
+	off := start
 	for off < hw {
 		data, err := p.Read(off, 256<<10)
 		if err != nil {
@@ -580,8 +634,8 @@ func crashReadPartition(t *testing.T, p *Partition, fail func(string, ...any)) [
 			fail("partition %d: %v", p.ID(), err)
 		}
 	}
-	if int64(len(out)) != hw {
-		fail("partition %d: read %d records below high watermark %d", p.ID(), len(out), hw)
+	if int64(len(out)) != hw-start {
+		fail("partition %d: read %d records from %d below high watermark %d", p.ID(), len(out), start, hw)
 	}
 	// Nothing is readable at or past the high watermark.
 	if data, err := p.Read(hw, 1<<10); err != nil || len(data) != 0 {

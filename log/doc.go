@@ -47,6 +47,15 @@
 // length of zero therefore marks the end of the data. Sealed segments are
 // trimmed to their data.
 //
+// The active segment may also be a recycled file: a segment retention
+// deleted, renamed to <20-digit offset after its last batch>.spare and later
+// to the new segment's name (recycle.go). Its old batches follow the data.
+// While they do, every write is followed by an end mark: 17 bytes, a base
+// offset of 0x53504f4f4c454e44 ("SPOOLEND"), a zero length and a zero
+// magic. Before the first write, the data ends at the first batch whose
+// offsets all lie below the segment's base offset: a spare only becomes a
+// segment whose base is at or past the offset in its name.
+//
 // # Index files
 //
 // Both indexes are caches, rebuilt from the segment when missing or invalid.

@@ -15,7 +15,8 @@ import (
 // records it prints every record too (keys and values quoted). It stops at
 // the first damaged batch with a *CorruptionError, naming the topic and
 // partition when path lies in a data directory (see PartitionOf). Zeros
-// end the data only when nothing but zeros follows them.
+// end the data only when nothing but zeros follows them; a recycled
+// segment file's old content ends it too (recycle.go).
 func Dump(w io.Writer, path string, records bool) error {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -50,11 +51,16 @@ func dumpSegment(w io.Writer, path string, records bool) error {
 	}
 	defer f.Close()
 	fmt.Fprintf(w, "Dumping %s\n", path)
+	base, named := parseSegmentName(filepath.Base(path))
 	for pos := int64(0); pos < size; {
 		h, b, err := r.batch(pos)
 		if errors.Is(err, errEndOfData) {
 			if zeroFrom(r, pos, size) {
 				fmt.Fprintf(w, "end of data at position %d (%d preallocated bytes follow)\n", pos, size-pos)
+				return nil
+			}
+			if endMarkAt(r, pos) {
+				fmt.Fprintf(w, "end of data at position %d (%d bytes of a recycled segment file follow)\n", pos, size-pos)
 				return nil
 			}
 			// Zeros where a batch should start, with data after them: a
@@ -63,6 +69,10 @@ func dumpSegment(w io.Writer, path string, records bool) error {
 		}
 		if err != nil {
 			return dumpCorruption(path, pos, err)
+		}
+		if named && h.LastOffset() < base {
+			fmt.Fprintf(w, "end of data at position %d (%d bytes of a recycled segment file follow)\n", pos, size-pos)
+			return nil
 		}
 		tsType := "CreateTime"
 		if h.LogAppendTime() {

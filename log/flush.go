@@ -389,7 +389,7 @@ func (p *Partition) roll(base int64, cfg TopicConfig, now time.Time) (sealed boo
 	}
 	p.lastSync, p.dirty = now, false
 	p.publish(&durableState{hw: base, seg: act, pos: act.size}, false)
-	s, err := createSegment(p.l.fs, p.dir, base, cfg, now)
+	s, err := p.newSegment(base, cfg, now)
 	if err != nil {
 		return true, p.ioError("write", fmt.Errorf("create segment: %w", err))
 	}

@@ -271,6 +271,7 @@ func (l *Log) DeleteTopic(name string) error {
 	}
 	for _, p := range t.Partitions() {
 		p.addBytes(-p.bytes.Load())
+		p.dropSpare()
 	}
 	if err := l.fs.RemoveAll(gone); err != nil {
 		return err

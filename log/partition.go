@@ -80,6 +80,11 @@ type Partition struct {
 	pinsMu sync.Mutex
 	pins   map[string]int64
 
+	// spare is a deleted segment's file kept to become the next segment
+	// (recycle.go), nil when there is none.
+	spareMu sync.Mutex
+	spare   *spareFile
+
 	txn txnState // transactions (txn.go)
 
 	// cleanMu serialises what deletes or replaces sealed segments:
@@ -121,8 +126,10 @@ func (p *Partition) load() error {
 		return err
 	}
 	var bases []int64
+	var names []string
 	for _, e := range entries {
 		name := e.Name()
+		names = append(names, name)
 		if strings.HasSuffix(name, tmpSuffix) || strings.HasSuffix(name, cleanedSuffix) {
 			// An interrupted atomic write or compaction: the original is intact.
 			if err := fsys.Remove(filepath.Join(p.dir, name)); err != nil {
@@ -135,6 +142,9 @@ func (p *Partition) load() error {
 		}
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	if err := p.loadSpares(names); err != nil {
+		return err
+	}
 
 	var segs []*segment
 	closeAll := func() {

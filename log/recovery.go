@@ -85,6 +85,7 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 	rep.scannedFrom = start
 	pos := start
 	var metas []batchMeta
+	recycled := false
 	for pos < fileSize {
 		h, _, err := r.batch(pos)
 		if errors.Is(err, errEndOfData) {
@@ -92,8 +93,6 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 		}
 		switch {
 		case err != nil:
-		case h.BaseOffset < next:
-			err = errors.New("batch offset goes back past the previous batch")
 		case damagedBase(&r, pos, fileSize, next, h):
 			// Only its base offset, which the CRC does not cover, is
 			// damaged: the batch after it says where it starts. Put it
@@ -102,6 +101,12 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 				rep.restored++
 				h.BaseOffset = next
 			}
+		case h.LastOffset() < base:
+			// A recycled file's old content: the end of the data, as
+			// zeros are (recycle.go).
+			recycled = true
+		case h.BaseOffset < next:
+			err = errors.New("batch offset goes back past the previous batch")
 		case h.BaseOffset > next:
 			// The flusher writes offsets in sequence; only repair leaves
 			// a gap, where it cut a damaged batch out, and batches follow
@@ -111,6 +116,9 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 			if after, ok := baseAfter(&r, pos, fileSize, h); !ok || after != h.LastOffset()+1 {
 				err = fmt.Errorf("batch offset %d jumps ahead of %d", h.BaseOffset, next)
 			}
+		}
+		if recycled {
+			break
 		}
 		if err != nil {
 			rep.reason = err

@@ -225,8 +225,8 @@ func salvage(path string, base, limit int64, act *RepairAction) error {
 	pos := int64(0)
 	for pos < size {
 		h, b, err := r.batch(pos)
-		if errors.Is(err, errEndOfData) && zeroFrom(r, pos, size) {
-			break // only zeros follow: the end
+		if errors.Is(err, errEndOfData) && (zeroFrom(r, pos, size) || endMarkAt(r, pos)) {
+			break // only zeros follow, or a recycled file's old content: the end
 		}
 		if err == nil && damagedBase(r, pos, size, next, h) {
 			h, b, err = restoredBatch(r, pos, next)

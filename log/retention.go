@@ -84,27 +84,41 @@ func (p *Partition) detachOldestLocked(n int) []*segment {
 // removeSegments deletes detached segments. Records at or after pin (when
 // pin >= 0) had not been read by a pinned reader: they are counted on the
 // topic and logged, never lost silently.
+//
+// Retention and DeleteRecords may keep one of them as the partition's
+// spare (recycle.go); drop_oldest deletes, as it runs to free space.
 func (p *Partition) removeSegments(gone []*segment, pin int64, why string) error {
 	var firstErr error
+	recycle := why == "retention" || why == "delete records"
 	for _, s := range gone {
 		var lost int64
 		if pin >= 0 && s.next > pin {
 			lost = recordsFrom(s, pin)
+		}
+		if recycle && p.keepSpare(s) {
+			p.countLost(s, lost, pin, why+" (file kept for reuse)")
+			continue
 		}
 		size := s.alloc
 		if err := s.remove(); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("delete segment %s: %w", s.path, err)
 		}
 		p.addBytes(-size)
-		if lost > 0 {
-			p.topic.dropped.Add(lost)
-			p.lg.Warn("deleted records a pinned reader had not read", "reason", why,
-				"segment", s.path, "records", lost, "pin", pin)
-		} else {
-			p.lg.Debug("segment deleted", "reason", why, "segment", s.path)
-		}
+		p.countLost(s, lost, pin, why)
 	}
 	return firstErr
+}
+
+// countLost counts and logs the records of a deleted segment s that a
+// pinned reader (at pin) had not read.
+func (p *Partition) countLost(s *segment, lost, pin int64, why string) {
+	if lost > 0 {
+		p.topic.dropped.Add(lost)
+		p.lg.Warn("deleted records a pinned reader had not read", "reason", why,
+			"segment", s.path, "records", lost, "pin", pin)
+	} else {
+		p.lg.Debug("segment deleted", "reason", why, "segment", s.path)
+	}
 }
 
 // recordsFrom counts the records at or after offset in a sealed segment
@@ -237,6 +251,9 @@ func (p *Partition) makeRoom(cfg TopicConfig, target int64) error {
 func (l *Log) makeRoom(cfg TopicConfig, n int64) error {
 	l.roomMu.Lock()
 	defer l.roomMu.Unlock()
+	if l.used.Load()+n > l.budget {
+		l.dropSpares() // they hold no records
+	}
 	now := l.now()
 	if l.used.Load()+n > l.budget && now.Sub(l.lastRetained) >= time.Second {
 		l.lastRetained = now

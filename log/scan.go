@@ -63,7 +63,8 @@ func openSegmentFile(path string) (*os.File, *batchReader, int64, error) {
 }
 
 // errEndOfData is returned by next at a zero batch length: the start of
-// zero-filled preallocation, where the data ends.
+// zero-filled preallocation, or the end mark written in a recycled file
+// (recycle.go), where the data ends.
 var errEndOfData = errors.New("end of data")
 
 // header reads and sanity-checks the batch header at pos, without the CRC.
@@ -72,6 +73,10 @@ func (r *batchReader) header(pos int64) (BatchHeader, error) {
 	if err != nil {
 		if pos == r.limit {
 			return BatchHeader{}, io.EOF
+		}
+		if pos < r.limit && r.limit-pos < batchHeaderSize && zeroFrom(r, pos, r.limit) {
+			// Preallocated zeros too short to hold a header.
+			return BatchHeader{}, errEndOfData
 		}
 		return BatchHeader{}, fmt.Errorf("%w: %v", ErrBatchTruncated, err)
 	}

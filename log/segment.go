@@ -85,6 +85,7 @@ type segment struct {
 	prealloc    bool
 	avgWrite    int64 // running average of the writes' sizes, for prealloc
 	noReserve   bool  // the file system cannot fallocate (reserve)
+	stale       int64 // a recycled file's old content may lie in [size, stale) (recycle.go)
 	interval    int64 // index interval bytes
 	indexGap    int64 // bytes written since the last offset index entry
 	ixf, tixf   File  // index files, open while active
@@ -110,13 +111,39 @@ func (s *segment) timeIndexPath() string {
 
 // createSegment creates an empty active segment.
 func createSegment(fsys FS, dir string, base int64, cfg TopicConfig, now time.Time) (*segment, error) {
+	return newActiveSegment(fsys, dir, base, cfg, now, false)
+}
+
+// newActiveSegment creates an empty active segment at base. With reuse,
+// its .log file exists already, a spare renamed to its path (recycle.go):
+// the segment writes over the file's old content.
+func newActiveSegment(fsys FS, dir string, base int64, cfg TopicConfig, now time.Time, reuse bool) (*segment, error) {
 	s := &segment{
 		fs: fsys, path: filepath.Join(dir, segmentName(base)+logSuffix), base: base,
 		next: base, maxTs: -1, created: now, prealloc: cfg.Preallocate,
 		segmentSize: cfg.SegmentBytes, interval: int64(cfg.IndexIntervalBytes), loaded: true,
 	}
 	var err error
-	if s.f, err = fsys.OpenFile(s.path, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644); err != nil {
+	if reuse {
+		if s.f, err = fsys.OpenFile(s.path, os.O_RDWR, 0); err != nil {
+			return nil, err
+		}
+		fi, err := s.f.Stat()
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.alloc = fi.Size()
+		s.stale = s.alloc
+		if s.alloc > cfg.SegmentBytes {
+			// The segment size shrank since: keep what it allows.
+			if err := s.f.Truncate(cfg.SegmentBytes); err != nil {
+				s.close()
+				return nil, err
+			}
+			s.alloc, s.stale = cfg.SegmentBytes, cfg.SegmentBytes
+		}
+	} else if s.f, err = fsys.OpenFile(s.path, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644); err != nil {
 		return nil, err
 	}
 	if s.ixf, err = fsys.OpenFile(s.indexPath(), os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644); err != nil {
@@ -299,12 +326,16 @@ func (s *segment) write(buf []byte, metas []batchMeta, allowance int64) (grown i
 			grown = s.reserve(int64(len(buf)), allowance)
 		}
 	}
-	if _, err := s.f.WriteAt(buf, s.size); err != nil {
+	_, err = s.f.WriteAt(buf, s.size)
+	if err == nil && s.stale > 0 {
+		err = s.markEnd(s.size + int64(len(buf)))
+	}
+	if err != nil {
 		// A short write may have left whole batches past the data end,
 		// never acknowledged: cut them off, or a reopen would find them.
 		before := s.alloc
 		if s.f.Truncate(s.size) == nil {
-			s.alloc = s.size
+			s.alloc, s.stale = s.size, 0
 		} else if fi, serr := s.f.Stat(); serr == nil && fi.Size() > s.alloc {
 			s.alloc = fi.Size() // counted, so that the seal trims it
 		}

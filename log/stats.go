@@ -19,6 +19,7 @@ type stats struct {
 	fsyncs          atomic.Int64
 	fsyncNanos      atomic.Int64
 	fsyncCounts     [14]atomic.Int64 // per FsyncBuckets entry, then +Inf
+	recycled        atomic.Int64
 }
 
 func (s *stats) observeFsync(d time.Duration) {
@@ -40,18 +41,23 @@ type Stats struct {
 	// FsyncCounts[i] counts fsyncs no longer than FsyncBuckets[i] and longer
 	// than the bucket before; the last element counts the rest.
 	FsyncCounts []int64
-	UsedBytes   int64
+	// UsedBytes counts segment files and spares (recycle.go), as the disk
+	// budget does.
+	UsedBytes int64
+	// SegmentsRecycled counts the segments started in a deleted one's file.
+	SegmentsRecycled int64
 }
 
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
 	s := Stats{
-		AppendedRecords: l.stats.appendedRecords.Load(),
-		AppendedBytes:   l.stats.appendedBytes.Load(),
-		Fsyncs:          l.stats.fsyncs.Load(),
-		FsyncTime:       time.Duration(l.stats.fsyncNanos.Load()),
-		FsyncCounts:     make([]int64, len(l.stats.fsyncCounts)),
-		UsedBytes:       l.used.Load(),
+		AppendedRecords:  l.stats.appendedRecords.Load(),
+		AppendedBytes:    l.stats.appendedBytes.Load(),
+		Fsyncs:           l.stats.fsyncs.Load(),
+		FsyncTime:        time.Duration(l.stats.fsyncNanos.Load()),
+		FsyncCounts:      make([]int64, len(l.stats.fsyncCounts)),
+		UsedBytes:        l.used.Load(),
+		SegmentsRecycled: l.stats.recycled.Load(),
 	}
 	for i := range l.stats.fsyncCounts {
 		s.FsyncCounts[i] = l.stats.fsyncCounts[i].Load()

@@ -155,9 +155,9 @@ func scanSegment(pd partitionDir, path string, base, limitOffset int64, active b
 	for pos < size {
 		h, _, err := r.batch(pos)
 		if errors.Is(err, errEndOfData) {
-			if zeroFrom(r, pos, size) {
+			if zeroFrom(r, pos, size) || endMarkAt(r, pos) {
 				if !active {
-					prob(pos, ProblemZeroTail, fmt.Errorf("%d bytes of zeros after the last batch", size-pos))
+					prob(pos, ProblemZeroTail, fmt.Errorf("%d bytes of zeros or of a recycled file after the last batch", size-pos))
 				}
 				break
 			}
@@ -179,6 +179,9 @@ func scanSegment(pd partitionDir, path string, base, limitOffset int64, active b
 		if damagedBase(r, pos, size, next, h) {
 			prob(pos, ProblemOffsetOrder, fmt.Errorf("damaged base offset %d: the batch after it continues from %d, so this one starts at %d", h.BaseOffset, next+int64(h.LastOffsetDelta)+1, next))
 			break
+		}
+		if active && h.LastOffset() < base {
+			break // a recycled file's old content follows the data (recycle.go)
 		}
 		if h.BaseOffset < next || h.LastOffset() >= limitOffset {
 			prob(pos, ProblemOffsetOrder, fmt.Errorf("batch %d..%d after offset %d, segment ends before %d", h.BaseOffset, h.LastOffset(), next, limitOffset))

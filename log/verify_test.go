@@ -220,3 +220,37 @@ func TestVerifyMissingSegmentWithOrphanIndex(t *testing.T) {
 		t.Errorf("Verify after Repair reported:\n%s", problemList(probs))
 	}
 }
+
+// Preallocated zeros too short to hold a batch header (the data ends a
+// few bytes before a preallocated chunk does) end the data of the active
+// segment like any other zeros: Verify and Dump see a clean end, not a
+// truncated batch.
+func TestVerifyShortZeroTail(t *testing.T) {
+	dir, pdir := buildClosedLog(t, "short", hkConfig(), 5, appendTimestamped(t, 1_700_000_000_000))
+	segs := segmentFiles(t, pdir)
+	last := segs[len(segs)-1]
+	fi, err := os.Stat(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(last, fi.Size()+batchHeaderSize-1); err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range verifyProblems(t, dir) {
+		t.Errorf("verify: %v", pr)
+	}
+	var out bytes.Buffer
+	if err := Dump(&out, last, false); err != nil {
+		t.Errorf("dump: %v", err)
+	}
+	l := openTestLog(t, dir, Options{})
+	defer l.Close()
+	tp, err := l.Topic("short")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := tp.Partition(0)
+	if got := len(readAll(t, p)); got != 5 {
+		t.Errorf("%d records after reopening, want 5", got)
+	}
+}

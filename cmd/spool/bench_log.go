@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -46,6 +48,8 @@ type benchLogResult struct {
 	FsyncMeanUs    float64 `json:"fsync_mean_us"`
 	P50us          float64 `json:"p50_us"`
 	P99us          float64 `json:"p99_us"`
+	// Steady: the appends went into recycled segment files (--steady).
+	Steady bool `json:"steady,omitempty"`
 }
 
 func runBenchLog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -60,6 +64,8 @@ func runBenchLog(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	prealloc := fs.Bool("preallocate", true, "zero-fill the active segment ahead of writes (the topic default)")
 	encode := fs.Bool("encode", true, "encode every batch in the writer, as Spool does for MQTT; false appends a batch encoded once, as a Kafka producer delivers it")
 	dir := fs.String("dir", "", "directory for the temporary log (default: the system temp dir)")
+	segmentBytes := fs.Int64("segment-bytes", 256<<20, "segment size")
+	steady := fs.Bool("steady", false, "measure the steady state of a log at its retention limit: size retention keeps one sealed segment, and the log is filled (untimed) until a segment starts in the file of one retention deleted, as every later one does")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -87,6 +93,7 @@ func runBenchLog(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		res, err := benchLog(ctx, benchLogParams{
 			records: *records, size: *size, writers: *writers, batch: *batch,
 			inflight: *inflight, sync: spoollog.SyncPolicy(s), codec: c, dir: *dir, prealloc: *prealloc, encode: *encode,
+			segmentBytes: *segmentBytes, steady: *steady,
 		})
 		if err != nil {
 			return fail(stderr, "bench log: %v", err)
@@ -113,6 +120,9 @@ type benchLogParams struct {
 	dir      string
 	prealloc bool
 	encode   bool
+	// segmentBytes is the topic's segment size (256 MiB when 0).
+	segmentBytes int64
+	steady       bool
 }
 
 // benchLog appends to a fresh log in a temporary directory and removes it.
@@ -132,8 +142,11 @@ func benchLog(ctx context.Context, bp benchLogParams) (benchLogResult, error) {
 	cfg := spoollog.DefaultTopicConfig()
 	cfg.Sync = bp.sync
 	cfg.Preallocate = bp.prealloc
-	cfg.SegmentBytes = 256 << 20
+	cfg.SegmentBytes = cmp.Or(bp.segmentBytes, 256<<20)
 	cfg.MaxMessageBytes = 64 << 20
+	if bp.steady {
+		cfg.RetentionBytes = cfg.SegmentBytes
+	}
 	if err := cfg.Validate(); err != nil {
 		return benchLogResult{}, err
 	}
@@ -142,6 +155,12 @@ func benchLog(ctx context.Context, bp benchLogParams) (benchLogResult, error) {
 		return benchLogResult{}, err
 	}
 	p, _ := t.Partition(0)
+	if bp.steady {
+		if err := benchFillToSteady(l, p, cfg); err != nil {
+			return benchLogResult{}, err
+		}
+	}
+	before := l.Stats()
 
 	appends := (bp.records + int64(bp.batch) - 1) / int64(bp.batch)
 	var next atomic.Int64 // appends handed out
@@ -173,6 +192,9 @@ func benchLog(ctx context.Context, bp benchLogParams) (benchLogResult, error) {
 		return float64(all[min(len(all)-1, int(f*float64(len(all))))].Nanoseconds()) / 1e3
 	}
 	st := l.Stats()
+	st.AppendedBytes -= before.AppendedBytes
+	st.Fsyncs -= before.Fsyncs
+	st.FsyncTime -= before.FsyncTime
 	total := appends * int64(bp.batch)
 	res := benchLogResult{
 		Records: total, Size: bp.size, Writers: bp.writers, Batch: bp.batch, Inflight: bp.inflight,
@@ -181,12 +203,36 @@ func benchLog(ctx context.Context, bp benchLogParams) (benchLogResult, error) {
 		MBPerSec:      float64(st.AppendedBytes) / elapsed.Seconds() / 1e6,
 		Fsyncs:        st.Fsyncs,
 		P50us:         q(0.50), P99us: q(0.99),
+		Steady: bp.steady,
 	}
 	if st.Fsyncs > 0 {
 		res.RecordsPerSync = float64(total) / float64(st.Fsyncs)
 		res.FsyncMeanUs = float64(st.FsyncTime.Microseconds()) / float64(st.Fsyncs)
 	}
 	return res, nil
+}
+
+// benchFillToSteady appends untimed, without fsyncs, until the active
+// segment is one that started in the file of a segment retention deleted.
+func benchFillToSteady(l *spoollog.Log, p *spoollog.Partition, cfg spoollog.TopicConfig) error {
+	fill := cfg
+	fill.Sync = spoollog.SyncNever
+	if err := l.AlterTopic("bench", fill); err != nil {
+		return err
+	}
+	recs := make([]spoollog.Record, 1024)
+	for i := range recs {
+		recs[i] = spoollog.Record{Value: make([]byte, 1000)}
+	}
+	for l.Stats().SegmentsRecycled == 0 {
+		if p.Size() > 4*cfg.SegmentBytes {
+			return errors.New("--steady: retention keeps no segment file to recycle (segments under 1 MiB are deleted)")
+		}
+		if _, err := p.AppendRecords(recs, spoollog.DefaultBatchOptions); err != nil {
+			return err
+		}
+	}
+	return l.AlterTopic("bench", cfg)
 }
 
 func benchWriter(ctx context.Context, p *spoollog.Partition, bp benchLogParams, next *atomic.Int64, appends int64, lat *[]time.Duration, seed uint64) error {

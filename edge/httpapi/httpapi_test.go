@@ -841,6 +841,9 @@ func TestMetrics(t *testing.T) {
 	if v := value("spool_disk_used_bytes", "spool_disk_used_bytes"); v <= 0 {
 		t.Errorf("disk used %v", v)
 	}
+	if v := value("spool_segments_recycled_total", "spool_segments_recycled_total"); v != 0 {
+		t.Errorf("segments recycled %v with nothing retained away", v)
+	}
 	fsyncs := value("spool_fsyncs_total", "spool_fsyncs_total")
 	if fsyncs < 5 { // sync: always, five acknowledged produce requests
 		t.Errorf("fsyncs %v, want at least 5", fsyncs)

@@ -59,7 +59,8 @@ func RegisterLogMetrics(reg *metrics.Registry, l *spoollog.Log) {
 			}
 		}
 		st := l.Stats()
-		e.Gauge("spool_disk_used_bytes", "Bytes of all segment files, as the disk budget counts them.", float64(st.UsedBytes))
+		e.Gauge("spool_disk_used_bytes", "Bytes of all segment files and of the deleted ones kept for reuse, as the disk budget counts them.", float64(st.UsedBytes))
+		e.Counter("spool_segments_recycled_total", "Segments started in the file of a segment retention deleted, written over instead of zero-filled.", float64(st.SegmentsRecycled))
 		e.Counter("spool_fsyncs_total", "Fsyncs of segment files.", float64(st.Fsyncs))
 		counts := make([]uint64, len(st.FsyncCounts))
 		for i, c := range st.FsyncCounts {
