@@ -299,6 +299,7 @@ func (p *Partition) writeCycle(buf []byte, metas []batchMeta, settle func() erro
 		}
 		grown, err := act.write(buf[off:off+n], metas[i:j], p.l.preallocAllowance())
 		p.addBytes(grown)
+		p.tail.Store(act.alloc - act.size)
 		if err != nil {
 			return nil, nil, durableBelow, p.ioError("write", err)
 		}
@@ -384,6 +385,7 @@ func (p *Partition) roll(base int64, cfg TopicConfig, now time.Time) (sealed boo
 	act := p.active()
 	freed, err := act.seal()
 	p.addBytes(-freed)
+	p.tail.Store(act.alloc - act.size)
 	if err != nil {
 		return false, p.ioError("seal segment", err)
 	}
@@ -395,6 +397,7 @@ func (p *Partition) roll(base int64, cfg TopicConfig, now time.Time) (sealed boo
 	}
 	s.avgWrite = act.avgWrite // the writes go on as they were
 	s.noReserve = act.noReserve
+	p.tail.Store(s.alloc - s.size)
 	p.segMu.Lock()
 	p.segments = append(p.segments, s)
 	p.segMu.Unlock()

@@ -66,6 +66,10 @@ type Partition struct {
 	durable  atomic.Pointer[durableState]
 	logStart atomic.Int64
 	bytes    atomic.Int64 // bytes of all segment files
+	// tail is the active segment's file past its data: preallocated
+	// zeros, reserved blocks, a recycled file's old content. Size
+	// retention counts data, not it (retainedBytes).
+	tail     atomic.Int64
 	reserved atomic.Int64 // bytes queued, not yet written (see Log.reserve)
 
 	notifyMu sync.Mutex
@@ -204,6 +208,7 @@ func (p *Partition) load() error {
 	act.next = max(act.next, start)
 
 	p.l.addUsed(total - p.bytes.Swap(total))
+	p.tail.Store(act.alloc - act.size)
 	p.mu.Lock()
 	p.next = act.next
 	p.err = nil
@@ -402,6 +407,11 @@ func (p *Partition) LogStartOffset() int64 { return p.logStart.Load() }
 
 // Size is the bytes of the partition's segment files.
 func (p *Partition) Size() int64 { return p.bytes.Load() }
+
+// retainedBytes is what size retention counts: the segment files without
+// the active segment's tail past its data (which holds no records: a
+// recycled file's whole size would otherwise count from its first write).
+func (p *Partition) retainedBytes() int64 { return p.bytes.Load() - p.tail.Load() }
 
 // DataBytes is the bytes of the partition's readable batches: Size
 // without the active segment's zero-filled preallocation, or what is

@@ -371,3 +371,27 @@ func TestDiskBudgetDropsSparesFirst(t *testing.T) {
 		t.Errorf("used %d bytes with no topic left", used)
 	}
 }
+
+// Size retention counts records, not the recycled file's old content past
+// them: right after a roll into a spare, the partition keeps one sealed
+// segment (retention_bytes is one segment) and an almost empty active one.
+// Counting the recycled file's whole size from its first write would
+// delete that sealed one too and keep half the data asked for.
+func TestRetentionBytesCountsDataInRecycledSegment(t *testing.T) {
+	cfg := recycleConfig()
+	cfg.Retention = -1
+	cfg.RetentionBytes = cfg.SegmentBytes
+	e := newFaultEnv(t, cfg)
+	for e.l.Stats().SegmentsRecycled == 0 {
+		e.mustAppend(10, 1000)
+	}
+	for range 5 {
+		e.mustAppend(10, 1000)
+	}
+	if n := e.numSegments(); n != 2 {
+		t.Errorf("%d segments after a few appends into the recycled segment, want 2: retention counted its old content as data", n)
+	}
+	if got, want := e.p.retainedBytes(), e.p.Size()-(e.p.active().alloc-e.activeSize()); got != want {
+		t.Errorf("retained bytes %d, want the files' %d without the active tail", got, want)
+	}
+}

@@ -40,7 +40,7 @@ func (p *Partition) enforceRetention(cfg TopicConfig, now time.Time) error {
 	p.cleanMu.Lock()
 	defer p.cleanMu.Unlock()
 	p.segMu.Lock()
-	n := retainable(p.segments, cfg, now, p.bytes.Load(), p.minPin())
+	n := retainable(p.segments, cfg, now, p.retainedBytes(), p.minPin())
 	gone := p.detachOldestLocked(n)
 	p.segMu.Unlock()
 	return p.removeSegments(gone, -1, "retention")
@@ -176,7 +176,7 @@ func (l *Log) reserve(p *Partition, cfg TopicConfig, n int) error {
 		// The active segment may legitimately add up to a segment on top
 		// of retention_bytes; beyond that only pins hold data back.
 		limit := cfg.RetentionBytes + cfg.SegmentBytes
-		if p.bytes.Load()+p.reserved.Load()+int64(n) > limit {
+		if p.retainedBytes()+p.reserved.Load()+int64(n) > limit {
 			if err := p.makeRoom(cfg, limit-p.reserved.Load()-int64(n)); err != nil {
 				return err
 			}
@@ -213,25 +213,43 @@ func (l *Log) preallocAllowance() int64 {
 	return max(0, l.budget-l.used.Load()-l.reserved.Load())
 }
 
+// testHookMakeRoom, when set by a test, runs at each pass of makeRoom's
+// loop, before it looks at the segments.
+var testHookMakeRoom func()
+
 // makeRoom brings a partition down to target bytes.
 func (p *Partition) makeRoom(cfg TopicConfig, target int64) error {
 	if err := p.enforceRetention(cfg, p.l.now()); err != nil {
 		return err
 	}
-	for p.bytes.Load() > target {
+	for p.retainedBytes() > target {
 		// retention_bytes is Kafka's soft limit: retention keeps a sealed
 		// segment while deleting it would go below the limit, so the
 		// partition can hold more than target with no reader involved.
 		// Only a pin holding a segment retention would delete refuses.
+		if testHookMakeRoom != nil {
+			testHookMakeRoom()
+		}
+		now := p.l.now()
 		p.segMu.Lock()
-		held := retainable(p.segments, cfg, p.l.now(), p.bytes.Load(), -1) > 0
+		total := p.retainedBytes()
+		held := retainable(p.segments, cfg, now, total, -1) > 0
+		free := retainable(p.segments, cfg, now, total, p.minPin()) > 0
 		p.segMu.Unlock()
 		if !held {
 			return nil
 		}
+		if free {
+			// A roll sealed a segment since the pass above: it is
+			// retention's to delete, no pin holds it.
+			if err := p.enforceRetention(cfg, now); err != nil {
+				return err
+			}
+			continue
+		}
 		if cfg.OnFull == OnFullReject {
 			return fmt.Errorf("%w: topic %q partition %d holds %d bytes, over retention_bytes %d, and a reader has not read it yet",
-				ErrFull, p.topic.name, p.id, p.bytes.Load(), cfg.RetentionBytes)
+				ErrFull, p.topic.name, p.id, total, cfg.RetentionBytes)
 		}
 		dropped, err := p.dropOldest()
 		if err != nil {

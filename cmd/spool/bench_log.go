@@ -143,7 +143,7 @@ func benchLog(ctx context.Context, bp benchLogParams) (benchLogResult, error) {
 	cfg.Sync = bp.sync
 	cfg.Preallocate = bp.prealloc
 	cfg.SegmentBytes = cmp.Or(bp.segmentBytes, 256<<20)
-	cfg.MaxMessageBytes = 64 << 20
+	cfg.MaxMessageBytes = int32(min(64<<20, cfg.SegmentBytes))
 	if bp.steady {
 		cfg.RetentionBytes = cfg.SegmentBytes
 	}
