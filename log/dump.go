@@ -70,7 +70,7 @@ func dumpSegment(w io.Writer, path string, records bool) error {
 		if err != nil {
 			return dumpCorruption(path, pos, err)
 		}
-		if named && h.LastOffset() < base {
+		if named && pos == 0 && h.LastOffset() < base {
 			fmt.Fprintf(w, "end of data at position %d (%d bytes of a recycled segment file follow)\n", pos, size-pos)
 			return nil
 		}

@@ -298,6 +298,11 @@ func (p *Partition) writeCycle(buf []byte, metas []batchMeta, settle func() erro
 			continue
 		}
 		grown, err := act.write(buf[off:off+n], metas[i:j], p.l.preallocAllowance())
+		if err != nil && isNoSpace(err) && p.l.noSpace() > 0 {
+			// Spares held the space: the write goes again into it.
+			p.addBytes(grown)
+			grown, err = act.write(buf[off:off+n], metas[i:j], p.l.preallocAllowance())
+		}
 		p.addBytes(grown)
 		p.tail.Store(act.alloc - act.size)
 		if err != nil {

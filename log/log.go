@@ -43,9 +43,12 @@ type Log struct {
 	meta   *Meta
 	budget int64
 
-	used     atomic.Int64 // bytes of all segment files
-	reserved atomic.Int64 // bytes of appends accepted but not yet written
-	stats    stats
+	used atomic.Int64 // bytes of all segment files
+	// noSpaceAt is when a write last found the disk full (unix ns), so
+	// that retention frees space rather than keeping spares (recycle.go).
+	noSpaceAt atomic.Int64
+	reserved  atomic.Int64 // bytes of appends accepted but not yet written
+	stats     stats
 
 	mu     sync.RWMutex // guards topics and closed
 	topics map[string]*Topic

@@ -101,9 +101,12 @@ func openActiveSegment(fsys FS, path string, base int64, cfg TopicConfig, now ti
 				rep.restored++
 				h.BaseOffset = next
 			}
-		case h.LastOffset() < base:
-			// A recycled file's old content: the end of the data, as
-			// zeros are (recycle.go).
+		case pos == 0 && h.LastOffset() < base:
+			// A recycled file's old content before the first write: the
+			// end of the data, as zeros are (recycle.go). Past the first
+			// batch an end mark says where the data ends; a batch below
+			// the base there is damage (its base offset, which the CRC
+			// does not cover) and is reported as such.
 			recycled = true
 		case h.BaseOffset < next:
 			err = errors.New("batch offset goes back past the previous batch")

@@ -9,12 +9,13 @@ package log
 // WAL segments for the same reason.
 //
 // The old content past the data end is not zeros but the deleted
-// segment's batches, whole and with valid CRCs. What tells them from data
-// is their offsets: a spare is only reused as a segment whose base offset
-// is at or past the spare's old next offset, so every stale batch ends
-// below the segment's base (recycledAt), where no batch of the segment can
-// be. Recovery, Verify, Dump and Repair take such a batch for the end of
-// the data, as they take zeros.
+// segment's batches, whole and with valid CRCs. Every write into it is
+// followed by an end mark (markEnd), which Recovery, Verify, Dump and
+// Repair take for the end of the data, as they take zeros. Before the
+// first write, what tells the old batches from data is their offsets: a
+// spare is only reused as a segment whose base offset is at or past the
+// spare's old next offset, so every old batch ends below the segment's
+// base (recycledAt), where no batch of the segment can be.
 //
 // The spare stays counted in the disk budget (Log.used) but not in the
 // partition's bytes (retention_bytes): it holds no records. When the disk
@@ -78,13 +79,6 @@ func endMarkAt(r *batchReader, pos int64) bool {
 	return err == nil && bytes.Equal(b, endMark)
 }
 
-// endOfDataAt reports whether the data of a segment starting at base ends
-// at pos, where the reader found no batch length (errEndOfData) or a
-// batch: zeros, the end mark, or a recycled file's old batch.
-func endOfDataAt(r *batchReader, pos, size, base int64) bool {
-	return zeroFrom(r, pos, size) || endMarkAt(r, pos) || recycledAt(r, pos, base)
-}
-
 // markEnd keeps the end of the data recognisable after a write that ended
 // at end, inside a recycled file's old content: it writes the end mark
 // there, or zeros when less than a batch header of old content is left.
@@ -123,6 +117,9 @@ func (p *Partition) keepSpare(s *segment) bool {
 	}
 	if l := p.l; l.budget > 0 && l.used.Load()+l.reserved.Load()+cfg.SegmentBytes > l.budget {
 		return false // space is short: free it
+	}
+	if at := p.l.noSpaceAt.Load(); at != 0 && p.l.now().Sub(time.Unix(0, at)) < noSpaceMemory {
+		return false // the disk was full a moment ago: free it
 	}
 	p.spareMu.Lock()
 	defer p.spareMu.Unlock()
@@ -170,9 +167,21 @@ func (p *Partition) newSegment(base int64, cfg TopicConfig, now time.Time) (*seg
 	}
 	s, err := newActiveSegment(p.l.fs, p.dir, base, cfg, now, true)
 	if err != nil {
-		// The file stays at the segment's path, where a retry's create
-		// truncates it, or a reopen finds no batch of its own in it.
-		p.l.addUsed(-sp.size)
+		// Back to being the spare, still counted; should that fail, the
+		// file is emptied, so that what is counted matches the disk.
+		p.spareMu.Lock()
+		if rerr := p.l.fs.Rename(path, sp.path); rerr == nil && p.spare == nil {
+			p.spare = sp
+		} else if rerr == nil {
+			p.removeSpareLocked(sp)
+		} else if f, oerr := p.l.fs.OpenFile(path, os.O_RDWR, 0); oerr == nil {
+			f.Truncate(0)
+			f.Close()
+			p.l.addUsed(-sp.size)
+		} else {
+			p.l.addUsed(-sp.size) // gone, or a reopen counts it
+		}
+		p.spareMu.Unlock()
 		return nil, err
 	}
 	p.l.addUsed(s.alloc - sp.size) // counted already, unless truncated
@@ -214,9 +223,13 @@ func (p *Partition) spareBytes() int64 {
 }
 
 // loadSpares adopts the spare found among the partition directory's
-// names at open, the one with the highest old next offset, and deletes any
-// other. The disk budget counts the one kept.
+// names at open (or Recover), the one with the highest old next offset,
+// and deletes any other. The disk budget counts the one kept. It holds
+// spareMu throughout: the disk budget may delete the spare meanwhile
+// (dropSpare), and a spare listed but gone since is no spare.
 func (p *Partition) loadSpares(names []string) error {
+	p.spareMu.Lock()
+	defer p.spareMu.Unlock()
 	var found []*spareFile
 	for _, name := range names {
 		next, ok := parseSpareName(name)
@@ -225,6 +238,9 @@ func (p *Partition) loadSpares(names []string) error {
 		}
 		path := filepath.Join(p.dir, name)
 		fi, err := p.l.fs.Stat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -238,24 +254,33 @@ func (p *Partition) loadSpares(names []string) error {
 	}
 	for _, sp := range found {
 		if sp != best {
-			if err := p.l.fs.Remove(sp.path); err != nil {
+			if err := p.l.fs.Remove(sp.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("delete spare segment file: %w", err)
 			}
 		}
 	}
-	p.spareMu.Lock()
 	var was int64
 	if p.spare != nil {
 		was = p.spare.size
 	}
 	p.spare = best
-	p.spareMu.Unlock()
 	var now int64
 	if best != nil {
 		now = best.size
 	}
 	p.l.addUsed(now - was)
 	return nil
+}
+
+// noSpaceMemory is how long after a write found the disk full retention
+// deletes segments rather than keep spares.
+const noSpaceMemory = 10 * time.Minute
+
+// noSpace records that a write found the disk full and deletes every
+// spare, returning the bytes freed: the write may go again.
+func (l *Log) noSpace() int64 {
+	l.noSpaceAt.Store(l.now().UnixNano())
+	return l.dropSpares()
 }
 
 // dropSpares deletes every partition's spare, for the disk budget.

@@ -143,9 +143,17 @@ func repairLogStart(pd partitionDir) (RepairAction, bool, error) {
 		act.Action = fmt.Sprintf("left as it is (%v): write the log start offset into it, or delete it to serve every record of the segments again", err)
 		return act, true, nil
 	}
-	end, known, err := partitionEnd(pd)
+	end, endPos, known, err := partitionEnd(pd)
 	if err != nil || !known || start <= end {
 		return act, false, err
+	}
+	if n := len(pd.bases); n > 0 {
+		// The last segment is sealed by the new one: trimmed to its data,
+		// as every sealed segment is (preallocated zeros, or a recycled
+		// file's old content, follow it).
+		if _, err := truncateFile(filepath.Join(pd.dir, segmentName(pd.bases[n-1])+logSuffix), endPos); err != nil {
+			return act, false, err
+		}
 	}
 	act.Path = filepath.Join(pd.dir, segmentName(start)+logSuffix)
 	f, err := os.OpenFile(act.Path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
@@ -164,18 +172,19 @@ func repairLogStart(pd partitionDir) (RepairAction, bool, error) {
 }
 
 // partitionEnd rescans a partition's active segment and returns the
-// offset after its last record, and false if damage hides it.
-func partitionEnd(pd partitionDir) (int64, bool, error) {
+// offset after its last record and the file position after its last batch,
+// and false if damage hides them.
+func partitionEnd(pd partitionDir) (int64, int64, bool, error) {
 	if len(pd.bases) == 0 {
-		return 0, true, nil
+		return 0, 0, true, nil
 	}
 	base := pd.bases[len(pd.bases)-1]
 	sc, err := scanSegment(pd, filepath.Join(pd.dir, segmentName(base)+logSuffix), base, 1<<62, true)
 	if err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	end, known := dataEnd(pd, sc)
-	return end, known, nil
+	return end, sc.end, known, nil
 }
 
 func truncateFile(path string, size int64) (int64, error) {

@@ -769,7 +769,8 @@ func zeroDamage(err error) error {
 // trimZeroTail cuts preallocated zeros off the end of a sealed segment: a
 // crash between a roll's create and its seal leaves them. It walks batch
 // headers from the last index entry and truncates only when everything
-// after the last batch is zero; other damage is left for reads to report.
+// after the last batch is zero, or begins with the end mark of a recycled
+// file (recycle.go); other damage is left for reads to report.
 func (s *segment) trimZeroTail() error {
 	r := batchReader{f: s.f, limit: s.size}
 	pos := int64(0)
@@ -780,7 +781,7 @@ func (s *segment) trimZeroTail() error {
 	}
 	for pos < s.size {
 		h, err := r.header(pos)
-		if errors.Is(err, errEndOfData) {
+		if errors.Is(err, errEndOfData) || (err == nil && pos == 0 && recycledAt(&r, pos, s.base)) {
 			break
 		}
 		if err != nil {
@@ -788,7 +789,7 @@ func (s *segment) trimZeroTail() error {
 		}
 		pos += int64(h.Size())
 	}
-	if pos >= s.size || !zeroFrom(&r, pos, s.size) {
+	if pos >= s.size || !(zeroFrom(&r, pos, s.size) || endMarkAt(&r, pos) || (pos == 0 && recycledAt(&r, pos, s.base))) {
 		return nil
 	}
 	f, err := s.fs.OpenFile(s.path, os.O_RDWR, 0)

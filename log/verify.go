@@ -180,8 +180,8 @@ func scanSegment(pd partitionDir, path string, base, limitOffset int64, active b
 			prob(pos, ProblemOffsetOrder, fmt.Errorf("damaged base offset %d: the batch after it continues from %d, so this one starts at %d", h.BaseOffset, next+int64(h.LastOffsetDelta)+1, next))
 			break
 		}
-		if active && h.LastOffset() < base {
-			break // a recycled file's old content follows the data (recycle.go)
+		if active && pos == 0 && h.LastOffset() < base {
+			break // a recycled file's old content, before its first write (recycle.go)
 		}
 		if h.BaseOffset < next || h.LastOffset() >= limitOffset {
 			prob(pos, ProblemOffsetOrder, fmt.Errorf("batch %d..%d after offset %d, segment ends before %d", h.BaseOffset, h.LastOffset(), next, limitOffset))
