@@ -283,6 +283,42 @@ func (l *Log) noSpace() int64 {
 	return l.dropSpares()
 }
 
+// dropTail cuts a recycled active segment's old content off its end, for
+// the disk budget: it holds no record, and the segment zero-fills or
+// reserves from there on as a new one does. It returns the bytes freed.
+func (p *Partition) dropTail() int64 {
+	p.ioMu.Lock()
+	defer p.ioMu.Unlock()
+	if p.segmentsClosed() {
+		return 0
+	}
+	act := p.active()
+	if act.stale <= act.size || act.sealed {
+		return 0
+	}
+	if err := act.f.Truncate(act.size); err != nil {
+		p.lg.Warn("cutting the old content off a recycled segment failed", "segment", act.path, "err", err)
+		return 0
+	}
+	freed := act.alloc - act.size
+	act.alloc, act.stale = act.size, 0
+	p.addBytes(-freed)
+	p.tail.Store(0)
+	return freed
+}
+
+// dropTails cuts every recycled active segment's old content, for the
+// disk budget once spares are gone.
+func (l *Log) dropTails() int64 {
+	var freed int64
+	for _, t := range l.allTopics() {
+		for _, p := range t.Partitions() {
+			freed += p.dropTail()
+		}
+	}
+	return freed
+}
+
 // dropSpares deletes every partition's spare, for the disk budget.
 func (l *Log) dropSpares() int64 {
 	var freed int64

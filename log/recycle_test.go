@@ -395,3 +395,72 @@ func TestRetentionBytesCountsDataInRecycledSegment(t *testing.T) {
 		t.Errorf("retained bytes %d, want the files' %d without the active tail", got, want)
 	}
 }
+
+// Under a disk budget, a recycled active segment's old content goes too
+// before the log refuses: it holds no record. The segment goes on from its
+// data, zero-filling as a new one does.
+func TestDiskBudgetCutsRecycledTail(t *testing.T) {
+	dir := t.TempDir()
+	clock := newTestClock()
+	const budget = 12 << 20
+	l := openTestLog(t, dir, Options{Now: clock.Now, DiskBudget: budget})
+	defer l.Close()
+	cfg := recycleConfig()
+	cfg.Sync = SyncNever
+	cfg.Retention = -1
+	cfg.RetentionBytes = cfg.SegmentBytes
+	ta, err := l.CreateTopic("a", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, _ := ta.Partition(0)
+	val := bytes.Repeat([]byte("v"), 1000)
+	batch := func() []Record {
+		recs := make([]Record, 10)
+		for i := range recs {
+			recs[i] = Record{Timestamp: clock.Now().UnixMilli(), Value: val}
+		}
+		return recs
+	}
+	for l.Stats().SegmentsRecycled == 0 {
+		if _, err := pa.AppendRecords(batch(), DefaultBatchOptions); err != nil {
+			t.Fatal(err)
+		}
+	}
+	act := pa.active()
+	if act.alloc-act.size < 1<<20 {
+		t.Fatalf("setup: the recycled segment's tail is %d bytes", act.alloc-act.size)
+	}
+	cfg.RetentionBytes = -1
+	tb, err := l.CreateTopic("b", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := tb.Partition(0)
+	for {
+		if _, err := pb.AppendRecords(batch(), DefaultBatchOptions); err != nil {
+			if !errors.Is(err, ErrFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	fi, err := os.Stat(act.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > act.size {
+		t.Errorf("refused with the recycled segment still %d bytes for %d of data", fi.Size(), act.size)
+	}
+	if used := l.UsedBytes(); used > budget {
+		t.Errorf("used %d bytes, over the budget of %d", used, budget)
+	}
+	checkSizeAccounting(t, pa)
+	if _, err := pa.AppendRecords(batch(), DefaultBatchOptions); err != nil && !errors.Is(err, ErrFull) {
+		t.Fatalf("append to the cut segment: %v", err)
+	}
+	if got, want := int64(len(readAll(t, pa))), pa.HighWatermark()-pa.LogStartOffset(); got != want {
+		t.Errorf("%d records readable, want %d", got, want)
+	}
+	verifyClean(t, dir)
+}

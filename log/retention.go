@@ -272,6 +272,9 @@ func (l *Log) makeRoom(cfg TopicConfig, n int64) error {
 	if l.used.Load()+n > l.budget {
 		l.dropSpares() // they hold no records
 	}
+	if l.used.Load()+n > l.budget {
+		l.dropTails() // nor do recycled segments past their data
+	}
 	now := l.now()
 	if l.used.Load()+n > l.budget && now.Sub(l.lastRetained) >= time.Second {
 		l.lastRetained = now
