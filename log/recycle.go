@@ -309,23 +309,18 @@ func (p *Partition) dropTail() int64 {
 
 // dropTails cuts every recycled active segment's old content, for the
 // disk budget once spares are gone.
-func (l *Log) dropTails() int64 {
-	var freed int64
-	for _, t := range l.allTopics() {
-		for _, p := range t.Partitions() {
-			freed += p.dropTail()
-		}
-	}
-	return freed
-}
+func (l *Log) dropTails() int64 { return l.sumPartitions((*Partition).dropTail) }
 
 // dropSpares deletes every partition's spare, for the disk budget.
-func (l *Log) dropSpares() int64 {
-	var freed int64
+func (l *Log) dropSpares() int64 { return l.sumPartitions((*Partition).dropSpare) }
+
+// sumPartitions calls f on every partition and adds up what it returns.
+func (l *Log) sumPartitions(f func(*Partition) int64) int64 {
+	var n int64
 	for _, t := range l.allTopics() {
 		for _, p := range t.Partitions() {
-			freed += p.dropSpare()
+			n += f(p)
 		}
 	}
-	return freed
+	return n
 }

@@ -303,14 +303,7 @@ func TestDiskBudgetDropsSparesFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	pa, _ := ta.Partition(0)
-	val := bytes.Repeat([]byte("v"), 1000)
-	batch := func() []Record {
-		recs := make([]Record, 10)
-		for i := range recs {
-			recs[i] = Record{Timestamp: clock.Now().UnixMilli(), Value: val}
-		}
-		return recs
-	}
+	batch := func() []Record { return budgetBatch(clock) }
 	for len(pa.segments) < 3 {
 		if _, err := pa.AppendRecords(batch(), DefaultBatchOptions); err != nil {
 			t.Fatal(err)
@@ -414,14 +407,7 @@ func TestDiskBudgetCutsRecycledTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	pa, _ := ta.Partition(0)
-	val := bytes.Repeat([]byte("v"), 1000)
-	batch := func() []Record {
-		recs := make([]Record, 10)
-		for i := range recs {
-			recs[i] = Record{Timestamp: clock.Now().UnixMilli(), Value: val}
-		}
-		return recs
-	}
+	batch := func() []Record { return budgetBatch(clock) }
 	for l.Stats().SegmentsRecycled == 0 {
 		if _, err := pa.AppendRecords(batch(), DefaultBatchOptions); err != nil {
 			t.Fatal(err)
@@ -463,4 +449,14 @@ func TestDiskBudgetCutsRecycledTail(t *testing.T) {
 		t.Errorf("%d records readable, want %d", got, want)
 	}
 	verifyClean(t, dir)
+}
+
+// budgetBatch is 10 records of 1000 bytes stamped with the clock's time.
+func budgetBatch(clock *testClock) []Record {
+	val := bytes.Repeat([]byte("v"), 1000)
+	recs := make([]Record, 10)
+	for i := range recs {
+		recs[i] = Record{Timestamp: clock.Now().UnixMilli(), Value: val}
+	}
+	return recs
 }
