@@ -79,6 +79,12 @@ func endMarkAt(r *batchReader, pos int64) bool {
 	return err == nil && bytes.Equal(b, endMark)
 }
 
+// restUnused reports whether nothing from pos to size is data: zeros, or
+// the end mark with a recycled file's old content after it.
+func restUnused(r *batchReader, pos, size int64) bool {
+	return zeroFrom(r, pos, size) || endMarkAt(r, pos)
+}
+
 // markEnd keeps the end of the data recognisable after a write that ended
 // at end, inside a recycled file's old content: it writes the end mark
 // there, or zeros when less than a batch header of old content is left.

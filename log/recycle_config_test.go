@@ -22,13 +22,8 @@ func TestRecycleAfterConfigChanges(t *testing.T) {
 		}
 		checkSizeAccounting(t, e.p)
 	}
-	fillUntil(t, e, 3, 300)
-	expireSealed(t, e)
-	sp := spareFiles(t, e.p)
-	if len(sp) != 1 {
-		t.Fatal("no spare kept")
-	}
-	fi, err := os.Stat(sp[0])
+	spare := keepSpareOf(t, e)
+	fi, err := os.Stat(spare)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,15 +47,7 @@ func TestRecycleAfterConfigChanges(t *testing.T) {
 		e.mustAppend(7, 217)
 	}
 	check("half written")
-	crashed := t.TempDir()
-	copyTree(t, e.dir, crashed)
-	verifyClean(t, crashed)
-	l2 := openTestLog(t, crashed, Options{Now: e.clock.Now})
-	tp2, err := l2.Topic(faultTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2, _ := tp2.Partition(0)
+	l2, p2 := openCrashCopy(t, e)
 	checkIntegrity(t, p2, e.lg)
 	checkSizeAccounting(t, p2)
 	l2.Close()

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // statHookFS is faultFS with a one-shot hook called before (or, with
@@ -101,11 +102,7 @@ func makeSticky(t *testing.T, e *faultEnv) {
 // withSpareAndSticky is a partition with a spare, stopped by a failed fsync.
 func withSpareAndSticky(t *testing.T) (*faultEnv, *statHookFS) {
 	e, sfs := newStatHookEnv(t, recycleConfig())
-	fillUntil(t, e, 3, 300)
-	expireSealed(t, e)
-	if len(spareFiles(t, e.p)) != 1 {
-		t.Fatal("no spare kept")
-	}
+	keepSpareOf(t, e)
 	makeSticky(t, e)
 	return e, sfs
 }
@@ -122,7 +119,14 @@ func testRecoverWhileBudgetDropsSpare(t *testing.T, after bool) {
 	e, sfs := withSpareAndSticky(t)
 	dropped := make(chan int64, 1)
 	sfs.setHook(after, isSpare, func() {
-		go func() { dropped <- e.l.dropSpares() }()
+		// The drop runs now; loadSpares goes on once it is done, or
+		// after 200 ms if it waits (for spareMu, as it must).
+		done := make(chan struct{})
+		go func() { dropped <- e.l.dropSpares(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(200 * time.Millisecond):
+		}
 	})
 	if err := e.p.Recover(); err != nil {
 		t.Errorf("Recover while the disk budget deletes the spare: %v", err)

@@ -36,11 +36,7 @@ func TestRepairLogStartPastRecycledSegment(t *testing.T) {
 	cfg := recycleConfig()
 	cfg.Sync = SyncNever
 	e := newFaultEnv(t, cfg)
-	fillUntil(t, e, 3, 300)
-	expireSealed(t, e)
-	if len(spareFiles(t, e.p)) != 1 {
-		t.Fatal("no spare kept")
-	}
+	keepSpareOf(t, e)
 	fillUntil(t, e, 2, 300) // roll into the spare
 	if e.l.Stats().SegmentsRecycled != 1 {
 		t.Fatal("the roll did not recycle the spare")

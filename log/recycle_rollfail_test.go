@@ -14,11 +14,7 @@ import (
 // and the disk budget let other topics write into space that was taken.)
 func TestFailedReuseKeepsTheSpare(t *testing.T) {
 	e := newFaultEnv(t, recycleConfig())
-	fillUntil(t, e, 3, 300)
-	expireSealed(t, e)
-	if len(spareFiles(t, e.p)) != 1 {
-		t.Fatal("no spare kept")
-	}
+	keepSpareOf(t, e)
 	if used, files := e.l.UsedBytes(), diskFiles(t, e.p.dir); used != files {
 		t.Fatalf("before the roll: used %d, files %d", used, files)
 	}

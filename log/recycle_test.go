@@ -40,6 +40,36 @@ func spareFiles(t *testing.T, p *Partition) []string {
 	return m
 }
 
+// keepSpareOf fills three segments and lets time retention delete the
+// sealed ones, the first kept as the partition's spare; it returns the
+// spare's path.
+func keepSpareOf(t *testing.T, e *faultEnv) string {
+	t.Helper()
+	fillUntil(t, e, 3, 300)
+	expireSealed(t, e)
+	sp := spareFiles(t, e.p)
+	if len(sp) != 1 {
+		t.Fatalf("spare files after retention: %v, want one", sp)
+	}
+	return sp[0]
+}
+
+// openCrashCopy copies e's data directory without closing the log, as a
+// crash leaves it, checks that Verify calls the copy clean, and opens it.
+func openCrashCopy(t *testing.T, e *faultEnv) (*Log, *Partition) {
+	t.Helper()
+	crashed := t.TempDir()
+	copyTree(t, e.dir, crashed)
+	verifyClean(t, crashed)
+	l := openTestLog(t, crashed, Options{Now: e.clock.Now})
+	tp, err := l.Topic(faultTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := tp.Partition(0)
+	return l, p
+}
+
 // expireSealed makes time retention delete every sealed segment.
 func expireSealed(t *testing.T, e *faultEnv) {
 	t.Helper()
@@ -79,13 +109,8 @@ func verifyClean(t *testing.T, dir string) {
 // exactly the acknowledged records.
 func TestRetentionRecyclesSegment(t *testing.T) {
 	e := newFaultEnv(t, recycleConfig())
-	fillUntil(t, e, 3, 300)
-	expireSealed(t, e)
-	sp := spareFiles(t, e.p)
-	if len(sp) != 1 {
-		t.Fatalf("spare files after retention: %v, want one", sp)
-	}
-	spareInfo, err := os.Stat(sp[0])
+	spare := keepSpareOf(t, e)
+	spareInfo, err := os.Stat(spare)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,20 +171,12 @@ func TestRetentionRecyclesSegment(t *testing.T) {
 		t.Errorf("dump printed no batch:\n%s", tail(dump.String(), 400))
 	}
 
-	crashed := t.TempDir()
-	copyTree(t, e.dir, crashed)
-	verifyClean(t, crashed)
-	l2 := openTestLog(t, crashed, Options{Now: e.clock.Now})
-	tp2, err := l2.Topic(faultTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2, _ := tp2.Partition(0)
+	l2, p2 := openCrashCopy(t, e)
 	checkIntegrity(t, p2, e.lg)
 	if err := l2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	verifyClean(t, crashed)
+	verifyClean(t, l2.Dir())
 
 	e.reopen(false)
 	checkIntegrity(t, e.p, e.lg)
@@ -181,13 +198,8 @@ func tail(s string, n int) string {
 // base without reporting a torn tail.
 func TestRecycledSegmentCrashBeforeFirstWrite(t *testing.T) {
 	e := newFaultEnv(t, recycleConfig())
-	fillUntil(t, e, 3, 300)
-	expireSealed(t, e)
-	sp := spareFiles(t, e.p)
-	if len(sp) != 1 {
-		t.Fatalf("spare files: %v, want one", sp)
-	}
-	old, err := os.ReadFile(sp[0])
+	spare := keepSpareOf(t, e)
+	old, err := os.ReadFile(spare)
 	if err != nil {
 		t.Fatal(err)
 	}

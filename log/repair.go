@@ -234,7 +234,7 @@ func salvage(path string, base, limit int64, act *RepairAction) error {
 	pos := int64(0)
 	for pos < size {
 		h, b, err := r.batch(pos)
-		if errors.Is(err, errEndOfData) && (zeroFrom(r, pos, size) || endMarkAt(r, pos)) {
+		if errors.Is(err, errEndOfData) && restUnused(r, pos, size) {
 			break // only zeros follow, or a recycled file's old content: the end
 		}
 		if err == nil && damagedBase(r, pos, size, next, h) {

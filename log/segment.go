@@ -789,7 +789,7 @@ func (s *segment) trimZeroTail() error {
 		}
 		pos += int64(h.Size())
 	}
-	if pos >= s.size || !(zeroFrom(&r, pos, s.size) || endMarkAt(&r, pos) || (pos == 0 && recycledAt(&r, pos, s.base))) {
+	if pos >= s.size || !(restUnused(&r, pos, s.size) || (pos == 0 && recycledAt(&r, pos, s.base))) {
 		return nil
 	}
 	f, err := s.fs.OpenFile(s.path, os.O_RDWR, 0)

@@ -155,7 +155,7 @@ func scanSegment(pd partitionDir, path string, base, limitOffset int64, active b
 	for pos < size {
 		h, _, err := r.batch(pos)
 		if errors.Is(err, errEndOfData) {
-			if zeroFrom(r, pos, size) || endMarkAt(r, pos) {
+			if restUnused(r, pos, size) {
 				if !active {
 					prob(pos, ProblemZeroTail, fmt.Errorf("%d bytes of zeros or of a recycled file after the last batch", size-pos))
 				}
